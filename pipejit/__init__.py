@@ -1,0 +1,7 @@
+"""pipejit: Hugging Face transformers pipelines, compiled, bucketed and length-sorted."""
+
+from pipejit.engine.factory import pipeline
+from pipejit.engine.pipeline import Pipeline
+
+__version__ = "0.1.0"
+__all__ = ["Pipeline", "__version__", "pipeline"]

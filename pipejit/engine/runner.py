@@ -1,0 +1,108 @@
+"""How a batch runs: eager, or ``torch.compile`` with static shapes, one graph per bucket.
+
+Dynamo keys its compiled graphs by input shape, so with ``dynamic=False`` each
+(batch, length) bucket compiles once and is reused from then on. The recompile
+limit is raised to the number of buckets the pipeline may see, so no bucket
+silently falls back to eager. A model that fails to compile runs eager, with one
+warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# Backends are names torch.compile knows, or callables(graph_module, example_inputs).
+Backend = str | Callable[..., Any]
+
+
+@dataclass
+class RunnerStats:
+    """What the runner has done, for ``Pipeline.stats()``."""
+
+    buckets: set[tuple[int, int]] = field(default_factory=set)
+    compile_seconds: dict[tuple[int, int], float] = field(default_factory=dict)
+    batches: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    compile_failed: str | None = None
+
+
+class Runner:
+    """Runs a model forward on padded batches, compiled per bucket or eager."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        compile: bool,
+        backend: Backend = "inductor",
+        mode: str | None = None,
+        max_buckets: int = 64,
+        autocast: torch.dtype | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+    ):
+        self.model = model
+        self.model_kwargs = dict(model_kwargs or {})
+        self.autocast = autocast
+        self.max_buckets = max_buckets
+        self.stats = RunnerStats()
+        self._compiled = (
+            torch.compile(model, dynamic=False, backend=backend, mode=mode) if compile else None
+        )
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> Any:
+        shape = tuple(next(iter(inputs.values())).shape)
+        first = shape not in self.stats.buckets
+        self.stats.buckets.add(shape)
+        self.stats.batches += 1
+        with torch.inference_mode(), self._autocast(inputs):
+            if self._compiled is None:
+                return self.model(**inputs, **self.model_kwargs)
+            return self._run_compiled(shape, inputs, first)
+
+    def _run_compiled(self, shape: tuple[int, int], inputs: dict[str, torch.Tensor], first: bool) -> Any:
+        start = time.perf_counter()
+        try:
+            with _recompile_limit(self.max_buckets):
+                outputs = self._compiled(**inputs, **self.model_kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any compiler failure means: run eager
+            self._compiled = None
+            self.stats.compile_failed = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"torch.compile failed for {type(self.model).__name__} "
+                f"({type(error).__name__}: {str(error)[:200]}); running eager from now on. "
+                "Pass compile=False to skip compiling.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return self.model(**inputs, **self.model_kwargs)
+        if first:
+            self.stats.compile_seconds[shape] = time.perf_counter() - start
+        return outputs
+
+    def _autocast(self, inputs: dict[str, torch.Tensor]):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        device = next(iter(inputs.values())).device.type
+        return torch.autocast(device_type=device, dtype=self.autocast)
+
+
+def _recompile_limit(limit: int):
+    """Let dynamo keep one graph per bucket (its default keeps 8 per function)."""
+    config = torch.compiler.config
+    if not hasattr(config, "recompile_limit"):  # older torch keeps it with dynamo
+        config = torch._dynamo.config
+    return config.patch(recompile_limit=max(limit, config.recompile_limit))

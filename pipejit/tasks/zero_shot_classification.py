@@ -1,0 +1,101 @@
+"""zero-shot-classification: an NLI model scores each candidate label as a hypothesis.
+
+Every (premise, hypothesis) pair is its own model item, so the engine batches
+the pairs of many labels and many premises together.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
+
+DEFAULT_TEMPLATE = "This example is {}."
+
+
+class ZeroShotClassification(Task):
+    name = "zero-shot-classification"
+
+    def __init__(self, reference):
+        super().__init__(reference)
+        self.entailment_id = next(
+            (i for label, i in self.config.label2id.items() if label.lower().startswith("entail")),
+            -1,
+        )
+        if self.entailment_id == -1:
+            warnings.warn(
+                "no label of the model's label2id starts with 'entail'; using the last label as "
+                "entailment. Give the config a descriptive label2id for correct outputs.",
+                stacklevel=2,
+            )
+
+    def normalize_call(self, inputs: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+        if len(args) == 1 and "candidate_labels" not in kwargs:
+            kwargs["candidate_labels"] = args[0]
+        elif args:
+            raise TypeError(f"zero-shot-classification could not understand extra arguments {args}")
+        return inputs
+
+    def parse_params(self, kwargs: dict[str, Any]) -> Params:
+        reject_unknown(self.name, kwargs, {"candidate_labels", "hypothesis_template", "multi_label"})
+        labels = kwargs.get("candidate_labels")
+        if isinstance(labels, str):
+            labels = [label.strip() for label in labels.split(",") if label.strip()]
+        template = kwargs.get("hypothesis_template", DEFAULT_TEMPLATE)
+        if labels is not None:
+            if not labels:
+                raise ValueError("zero-shot-classification needs at least one candidate label")
+            if template.format(labels[0]) == template:
+                raise ValueError(
+                    f'the hypothesis_template "{template}" has no {{}} where the label should go'
+                )
+        pre = {"labels": labels, "template": template}
+        return Params(preprocess=pre, postprocess={"multi_label": bool(kwargs.get("multi_label"))})
+
+    def preprocess(self, item: Any, params: Params) -> list[Features]:
+        labels = params.preprocess["labels"]
+        if labels is None:
+            raise ValueError("zero-shot-classification needs candidate_labels")
+        if not isinstance(item, str) or not item:
+            raise ValueError(
+                f"zero-shot-classification takes a non-empty string, got {item!r:.40}"
+            )
+        template = params.preprocess["template"]
+        return [
+            Features(self._encode_pair(item, template.format(label)), {"label": label})
+            for label in labels
+        ]
+
+    def _encode_pair(self, premise: str, hypothesis: str) -> dict[str, torch.Tensor]:
+        try:
+            return encode(self.tokenizer, premise, hypothesis, truncation="only_first")
+        except Exception as error:  # the hypothesis alone can be too long to cut the premise
+            if "too short" not in str(error):
+                raise
+            return encode(self.tokenizer, premise, hypothesis)
+
+    def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
+        return {"logits": outputs.logits.float()}
+
+    def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
+        labels = [feature.context["label"] for feature in features]
+        logits = np.stack([row["logits"] for row in rows])
+        entail = self.entailment_id
+        if params.postprocess["multi_label"] or len(labels) == 1:
+            contradiction = -1 if entail == 0 else 0
+            pair = logits[:, [contradiction, entail]]
+            scores = np.exp(pair) / np.exp(pair).sum(-1, keepdims=True)
+            scores = scores[:, 1]
+        else:
+            entail_logits = logits[:, entail]
+            scores = np.exp(entail_logits) / np.exp(entail_logits).sum()
+        order = scores.argsort()[::-1]
+        return {
+            "sequence": item,
+            "labels": [labels[i] for i in order],
+            "scores": scores[order].tolist(),
+        }
