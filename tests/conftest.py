@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models import BUILDERS, build_model_folder
+from tests.models import build_model_folder
 
 
 @pytest.fixture(scope="session")
@@ -38,4 +38,37 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-__all__ = ["BUILDERS"]
+
+
+
+@pytest.fixture(scope="session")
+def pipelines(model_folder):
+    """``pipelines(kind, task, **options)`` -> (transformers pipeline, eager pipejit pipeline)."""
+    import transformers
+
+    import pipejit
+
+    def get(kind: str, task: str | None = None, **options):
+        task = task or kind
+        folder = str(model_folder(kind))
+        reference = transformers.pipeline(task, model=folder)
+        options.setdefault("compile", False)
+        return reference, pipejit.pipeline(task, model=folder, **options)
+
+    return get
+
+
+class CountingBackend:
+    """A torch.compile backend that counts the graphs it is handed and runs them eagerly."""
+
+    def __init__(self):
+        self.graphs = 0
+
+    def __call__(self, graph_module, example_inputs):
+        self.graphs += 1
+        return graph_module.forward
+
+
+@pytest.fixture
+def counting_backend():
+    return CountingBackend()

@@ -42,11 +42,11 @@ NLI_LABELS = ["contradiction", "neutral", "entailment"]
 
 def build_tokenizer(folder: Path) -> BertTokenizer:
     """A lower-casing WordPiece tokenizer whose vocabulary covers any ASCII word."""
-    vocab = SPECIAL + LETTERS + ["##" + c for c in LETTERS] + sorted(set(WORDS))
+    vocab = list(dict.fromkeys(SPECIAL + LETTERS + ["##" + c for c in LETTERS] + sorted(WORDS)))
     folder.mkdir(parents=True, exist_ok=True)
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(vocab_file), model_max_length=MAX_LENGTH)
+    tokenizer = BertTokenizer(
+        vocab={token: i for i, token in enumerate(vocab)}, model_max_length=MAX_LENGTH
+    )
     tokenizer.save_pretrained(folder)
     return tokenizer
 
@@ -104,14 +104,16 @@ def _spread_weights(model: torch.nn.Module) -> None:
     """Larger random weights than the init's, so that labels and scores differ clearly."""
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if param.dim() == 2 and ("classifier" in name or "decoder" in name):
+            if param.dim() == 2 and any(k in name for k in ("classifier", "decoder", "pooler")):
                 param.normal_(0, 0.5)
+            elif param.dim() == 2:
+                param.normal_(0, 0.1)
 
 
-def sentences(count: int, seed: int = 0, min_words: int = 1, max_words: int = 40) -> list[str]:
+def sentences(count: int, seed: int = 0, min_words: int = 1, max_words: int = 30) -> list[str]:
     """Mixed-length sentences of known words plus a few unknown ones, in random order."""
     rng = random.Random(seed)
-    extra = ["zyxw", "Quokka", "naïve", "H2O", "McDonald's"]
+    extra = ["zyx", "Quokka", "naïve", "H2O", "McDonald's"]
     out = []
     for _ in range(count):
         n = rng.randint(min_words, max_words)
