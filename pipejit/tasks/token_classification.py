@@ -58,7 +58,8 @@ class TokenClassification(Task):
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         strategy = params.postprocess.get("aggregation_strategy", "none")
-        ignore = params.postprocess.get("ignore_labels") or ["O"]
+        ignore = params.postprocess.get("ignore_labels")
+        ignore = ["O"] if ignore is None else ignore
         sentence = features[0].context["sentence"]
         word_to_chars_map = features[0].context.get("word_to_chars_map")
         entities = []

@@ -1,0 +1,73 @@
+"""fill-mask at parity with transformers.pipeline."""
+
+import pytest
+
+import pipejit
+from tests.models import sentences
+from tests.parity import assert_same
+
+
+def _masked(texts):
+    out = []
+    for i, text in enumerate(texts):
+        words = text.split()
+        words[i % len(words)] = "[MASK]"
+        out.append(" ".join(words))
+    return out
+
+
+TEXTS = _masked(sentences(12, seed=7, min_words=3))
+
+
+@pytest.fixture(scope="module")
+def pair(pipelines):
+    return pipelines("fill-mask")
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, None])
+def test_mixed_lengths(pair, batch_size):
+    ref, pj = pair
+    assert_same(pj(TEXTS, batch_size=batch_size), ref(TEXTS))
+
+
+@pytest.mark.parametrize("top_k", [1, 3, 10])
+def test_top_k(pair, top_k):
+    ref, pj = pair
+    assert_same(pj(TEXTS[:4], top_k=top_k), ref(TEXTS[:4], top_k=top_k))
+
+
+def test_several_masks_in_one_input(pair):
+    ref, pj = pair
+    texts = ["the [MASK] was [MASK] good .", "[MASK] [MASK] [MASK] paris", TEXTS[0]]
+    assert_same(pj(texts, top_k=2), ref(texts, top_k=2))
+    assert_same(pj(texts[0]), ref(texts[0]))
+
+
+def test_targets(pair):
+    ref, pj = pair
+    for targets in (["good", "bad", "movie"], "paris", ["good", "zyx"]):
+        assert_same(pj(TEXTS[:3], targets=targets), ref(TEXTS[:3], targets=targets))
+    assert_same(pj(TEXTS[0], targets=["good", "bad"], top_k=5),
+                ref(TEXTS[0], targets=["good", "bad"], top_k=5))
+
+
+def test_list_of_one_is_unwrapped_like_transformers(pair):
+    ref, pj = pair
+    assert_same(pj(TEXTS[:1]), ref(TEXTS[:1]))
+
+
+def test_no_mask_token_is_a_clear_error(pair):
+    _, pj = pair
+    with pytest.raises(ValueError, match=r"input 1: No mask_token \(\[MASK\]\)"):
+        pj([TEXTS[0], "there is no mask here"])
+
+
+@pytest.mark.slow
+def test_compiled_matches(model_folder):
+    import transformers
+
+    folder = str(model_folder("fill-mask"))
+    ref = transformers.pipeline("fill-mask", model=folder)
+    pj = pipejit.pipeline("fill-mask", model=folder, length_buckets=(32, 128))
+    assert_same(pj(TEXTS[:6], batch_size=8), ref(TEXTS[:6]))
+    assert pj.stats()["compiles"] >= 1
