@@ -9,8 +9,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 
+# Steps of 8 tokens up to 128, 16 up to 256, 32 up to 512: at most about 6% padding
+# per item, and lengths that stay multiples of 8 for vectorised kernels.
 DEFAULT_LENGTH_LADDER: tuple[int, ...] = (
-    8, 16, 24, 32, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 448, 512,
+    *range(8, 129, 8), *range(144, 257, 16), *range(288, 513, 32),
 )
 DEFAULT_BATCH_LADDER: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 

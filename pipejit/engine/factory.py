@@ -28,6 +28,9 @@ ARCHITECTURE_TASKS = (
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a
 # CPU, enough to fill a GPU's SMs without a long tail of padding.
 AUTO_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
+# Compiled shapes: CUDA graphs need static buckets; a CPU gains nothing from them and
+# pays about 10 s per bucket compile, so one dynamic graph serves all its buckets.
+DEFAULT_SHAPES = {"cpu": "dynamic", "cuda": "static"}
 
 
 def pipeline(
@@ -39,6 +42,7 @@ def pipeline(
     dtype: str | torch.dtype | None = None,
     batch_size: int | str | None = None,
     compile: bool = True,
+    shapes: str | None = None,
     autocast: str | torch.dtype | None = None,
     token_budget: int | None = None,
     max_batch_size: int = 256,
@@ -52,8 +56,9 @@ def pipeline(
 ) -> Pipeline:
     """A pipeline with ``transformers.pipeline``'s meaning, run by pipejit's engine.
 
-    Engine options (all optional): ``compile`` (``torch.compile`` per bucket, eager
-    when False), ``autocast`` (fp32 weights, forward under ``torch.autocast``),
+    Engine options (all optional): ``compile`` (``torch.compile``, eager when False),
+    ``shapes`` (``"static"``: one graph per bucket, the CUDA default; ``"dynamic"``:
+    one graph for all buckets, the CPU default), ``autocast`` (fp32 weights, forward under ``torch.autocast``),
     ``token_budget`` (padded tokens per batch), ``max_batch_size``,
     ``length_buckets`` / ``batch_buckets`` (the shape ladders), ``sort_window``
     (how many streamed inputs are sorted together), ``progress`` (a tqdm bar).
@@ -73,6 +78,7 @@ def pipeline(
     runner = Runner(
         reference.model,
         compile=compile,
+        shapes=shapes or DEFAULT_SHAPES.get(torch_device.type, "static"),
         backend=compile_backend,
         mode=compile_mode,
         max_buckets=len(length_buckets) * len(batch_buckets),

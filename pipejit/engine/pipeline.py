@@ -163,6 +163,12 @@ class Pipeline:
         if item.length == 0:
             raise ValueError("the input tokenized to zero tokens; nothing to run the model on")
 
+    def _batch_ladder(self, max_batch: int) -> tuple[int, ...]:
+        """Every size when one dynamic graph serves all batches, else the bucket ladder."""
+        if self.runner.dynamic or not self.runner.compiled:
+            return tuple(range(1, max_batch + 1))
+        return make_ladder(self.batch_ladder, cap=max_batch)
+
     def _forward(self, features: list[Features], params: Params, batch_size: int | None) -> list[Row]:
         """Run the model items in length-sorted bucketed batches; rows come back in item order.
 
@@ -179,7 +185,7 @@ class Pipeline:
             max_batch_size=max_batch,
             token_budget=budget,
             length_ladder=self.length_ladder,
-            batch_ladder=make_ladder(self.batch_ladder, cap=max_batch),
+            batch_ladder=self._batch_ladder(max_batch),
         ):
             members = [features[p] for p in batch.positions]
             inputs = collate(members, batch.bucket_length, self.task.pad_values, self.device)

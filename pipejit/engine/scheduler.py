@@ -37,9 +37,14 @@ def plan_batches(
     token_budget: int,
     length_ladder: Sequence[int],
     batch_ladder: Sequence[int],
+    max_padding: float = 0.125,
 ) -> list[Batch]:
     """Cut length-sorted items into batches of at most ``max_batch_size`` items
     whose padded size (bucket batch x bucket length) stays within ``token_budget``.
+
+    An item joins a batch of a larger bucket than its own only while its padding
+    stays within ``max_padding`` of the bucket length: a big batch of a small
+    dataset would otherwise span many buckets and pad most of its items far.
 
     Every batch size is a step of ``batch_ladder`` (which should end on
     ``max_batch_size``), so no padding rows are ever run and the shapes stay few:
@@ -57,7 +62,13 @@ def plan_batches(
     while start < len(order):
         bucket_length = round_up(lengths[order[start]], length_ladder)
         limit = min(max(1, token_budget // bucket_length), max_batch_size, len(order) - start)
-        take = round_down(limit, batch_ladder)
+        floor = bucket_length * (1 - max_padding)
+        end = start + 1
+        while end < start + limit and (
+            lengths[order[end]] >= floor or round_up(lengths[order[end]], length_ladder) == bucket_length
+        ):
+            end += 1
+        take = round_down(end - start, batch_ladder)
         batches.append(Batch(tuple(order[start : start + take]), bucket_length))
         start += take
     return batches

@@ -32,6 +32,9 @@ def test_every_item_runs_once_within_budget_and_bucket(seed):
         assert batch.bucket_length == round_up(longest, LENGTHS)  # padded only to its bucket
         assert len(batch.positions) in (1, 2, 4, 8, 16, 32)
         assert batch.padded_tokens <= 2048 or len(batch.positions) == 1
+        for p in batch.positions:  # an item pads far only inside its own bucket
+            own_bucket = round_up(lengths[p], LENGTHS) == batch.bucket_length
+            assert own_bucket or lengths[p] >= batch.bucket_length * (1 - 0.125)
 
 
 def test_sorted_batches_pad_far_less_than_arrival_order():
@@ -48,6 +51,13 @@ def test_max_batch_size_not_on_the_default_ladder_is_honoured():
         batch_ladder=make_ladder((1, 2, 4, 8, 16), cap=12),
     )
     assert [len(b.positions) for b in batches] == [12, 12, 4, 2]
+
+
+def test_a_big_batch_does_not_span_buckets():
+    lengths = [100, 99, 98, 60, 59, 20]
+    batches = _plan(lengths, max_batch=32, budget=10**6)
+    # three items of bucket 128 run as 2 + 1 (ladder sizes); 60 and 59 never pad to 128
+    assert [(len(b.positions), b.bucket_length) for b in batches] == [(2, 128), (1, 128), (2, 64), (1, 32)]
 
 
 def test_single_over_budget_item_still_runs():

@@ -82,12 +82,30 @@ def test_compiled_matches_and_compiles_once_per_bucket(model_folder, counting_ba
 
     folder = str(model_folder("text-classification"))
     ref = transformers.pipeline("text-classification", model=folder)
-    pj = pipejit.pipeline("text-classification", model=folder, compile_backend=counting_backend)
+    pj = pipejit.pipeline(
+        "text-classification", model=folder, compile_backend=counting_backend, shapes="static"
+    )
     assert_same(pj(TEXTS, batch_size=8), ref(TEXTS))
     assert_same(pj(TEXTS, batch_size=8), ref(TEXTS))
     stats = pj.stats()
     assert stats["compiled"]
     assert 0 < counting_backend.graphs <= len(stats["buckets"])
+    assert stats["compiles"] == len(stats["buckets"])
+
+
+@pytest.mark.slow
+def test_dynamic_shapes_compile_one_graph_for_all_batches(model_folder, counting_backend):
+    import transformers
+
+    folder = str(model_folder("text-classification"))
+    ref = transformers.pipeline("text-classification", model=folder)
+    pj = pipejit.pipeline(
+        "text-classification", model=folder, compile_backend=counting_backend, shapes="dynamic"
+    )
+    assert_same(pj(TEXTS, batch_size=8), ref(TEXTS))
+    assert_same(pj(TEXTS[:1], batch_size=1), ref(TEXTS[:1]))
+    assert len(pj.stats()["buckets"]) > 3
+    assert counting_backend.graphs <= 2  # one for batches of several rows, one for single rows
 
 
 @pytest.mark.slow
