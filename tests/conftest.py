@@ -38,9 +38,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-
-
-
 @pytest.fixture(scope="session")
 def pipelines(model_folder):
     """``pipelines(kind, task, **options)`` -> (transformers pipeline, eager pipejit pipeline)."""

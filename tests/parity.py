@@ -35,6 +35,8 @@ def assert_same(actual, expected, dtype: torch.dtype = torch.float32, path: str 
             f"{path}: {actual} != {expected}"
         )
     elif isinstance(expected, (bool, str, type(None))) or isinstance(expected, Real):
-        assert actual == expected and type(actual) is type(expected), f"{path}: {actual!r} != {expected!r}"
+        assert actual == expected and type(actual) is type(expected), (
+            f"{path}: {actual!r} != {expected!r}"
+        )
     else:
         raise AssertionError(f"{path}: cannot compare {type(expected)}")

@@ -15,7 +15,9 @@ from pipejit.bench.workloads import sentences
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipejit-bench", description=__doc__)
     parser.add_argument(
-        "--model", default="minilm", choices=["minilm", *SIZES],
+        "--model",
+        default="minilm",
+        choices=["minilm", *SIZES],
         help="minilm: the built-in all-MiniLM-L6-v2 (feature-extraction); "
         "distilbert / bert-base: a random classifier of that size (text-classification)",
     )
@@ -34,8 +36,12 @@ def main(argv: list[str] | None = None) -> int:
             task, model = "text-classification", random_classifier(args.model, Path(scratch))
         print(f"{task} on {args.model}: {len(texts)} sentences, both engines, interleaved")
         result = run_quick(
-            task, model, texts, [int(b) for b in args.batch_sizes.split(",")],
-            repeats=args.repeats, compile=not args.no_compile,
+            task,
+            model,
+            texts,
+            [int(b) for b in args.batch_sizes.split(",")],
+            repeats=args.repeats,
+            compile=not args.no_compile,
         )
     print(
         f"ceiling: {result['gemm_flops'] / 1e9:.0f} GFLOP/s fp32 GEMM measured in this run; "

@@ -11,7 +11,9 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 DISTILBERT_SIZE = dict(
     hidden_size=768, num_hidden_layers=6, num_attention_heads=12, intermediate_size=3072
 )
-BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+BERT_BASE = dict(
+    hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+)
 SIZES = {"distilbert": DISTILBERT_SIZE, "bert-base": BERT_BASE}
 
 

@@ -7,7 +7,7 @@ from numbers import Real
 
 
 def outputs_match(actual, expected, rel: float = 1e-3, abs_: float = 1e-4) -> bool:
-    """True when ``actual`` has ``expected``'s nesting, keys and strings, floats within tolerance."""
+    """Same nesting, keys and strings as ``expected``, and floats within tolerance."""
     if isinstance(expected, dict):
         return (
             isinstance(actual, dict)
@@ -20,6 +20,12 @@ def outputs_match(actual, expected, rel: float = 1e-3, abs_: float = 1e-4) -> bo
             and len(actual) == len(expected)
             and all(outputs_match(a, e, rel, abs_) for a, e in zip(actual, expected))
         )
-    if isinstance(expected, Real) and not isinstance(expected, bool) and not isinstance(expected, int):
-        return isinstance(actual, Real) and math.isclose(actual, expected, rel_tol=rel, abs_tol=abs_)
+    if (
+        isinstance(expected, Real)
+        and not isinstance(expected, bool)
+        and not isinstance(expected, int)
+    ):
+        return isinstance(actual, Real) and math.isclose(
+            actual, expected, rel_tol=rel, abs_tol=abs_
+        )
     return actual == expected

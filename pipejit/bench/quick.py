@@ -101,9 +101,12 @@ def _line(batch_size, runs, items, tokens, per_token, ceiling) -> str:
         seconds = statistics.median(run.seconds)
         share = tokens * per_token / seconds / ceiling
         cells.append(f"{name} {items / seconds:7.1f} items/s ({share:4.0%} of ceiling)")
-    speedup = statistics.median(runs["transformers"].seconds) / statistics.median(runs["pipejit"].seconds)
+    speedup = statistics.median(runs["transformers"].seconds) / statistics.median(
+        runs["pipejit"].seconds
+    )
     parity = "parity ok" if runs["pipejit"].parity else "PARITY FAILED"
     return (
-        f"batch {batch_size:>3}: " + " | ".join(cells)
+        f"batch {batch_size:>3}: "
+        + " | ".join(cells)
         + f" | x{speedup:.2f} | warmup {runs['pipejit'].warmup_seconds:.1f}s | {parity}"
     )

@@ -26,6 +26,8 @@ def sentences(count: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     sigma = 0.6
     mu = np.log(SENTENCE_WORDS_MEAN) - sigma**2 / 2
-    counts = np.clip(rng.lognormal(mu, sigma, size=count).round().astype(int), 3, SENTENCE_WORDS_MAX)
+    counts = np.clip(
+        rng.lognormal(mu, sigma, size=count).round().astype(int), 3, SENTENCE_WORDS_MAX
+    )
     words = np.array(VOCABULARY)
     return [" ".join(rng.choice(words, size=n)).capitalize() + "." for n in counts]

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 # Steps of 8 tokens up to 128, 16 up to 256, 32 up to 512: at most about 6% padding
 # per item, and lengths that stay multiples of 8 for vectorised kernels.
 DEFAULT_LENGTH_LADDER: tuple[int, ...] = (
-    *range(8, 129, 8), *range(144, 257, 16), *range(288, 513, 32),
+    *range(8, 129, 8),
+    *range(144, 257, 16),
+    *range(288, 513, 32),
 )
 DEFAULT_BATCH_LADDER: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 

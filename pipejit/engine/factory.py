@@ -16,7 +16,13 @@ from pipejit.tasks import TASKS, resolve_task
 
 # Loading options that transformers.pipeline takes and pipejit passes through unchanged.
 LOADING_OPTIONS = {
-    "config", "revision", "use_fast", "token", "trust_remote_code", "model_kwargs", "device_map",
+    "config",
+    "revision",
+    "use_fast",
+    "token",
+    "trust_remote_code",
+    "model_kwargs",
+    "device_map",
 }
 # Architecture name endings, in the order transformers' own task defaults would pick them.
 ARCHITECTURE_TASKS = (
@@ -58,7 +64,8 @@ def pipeline(
 
     Engine options (all optional): ``compile`` (``torch.compile``, eager when False),
     ``shapes`` (``"static"``: one graph per bucket, the CUDA default; ``"dynamic"``:
-    one graph for all buckets, the CPU default), ``autocast`` (fp32 weights, forward under ``torch.autocast``),
+    one graph for all buckets, the CPU default), ``autocast`` (fp32 weights, forward
+    under ``torch.autocast``),
     ``token_budget`` (padded tokens per batch), ``max_batch_size``,
     ``length_buckets`` / ``batch_buckets`` (the shape ladders), ``sort_window``
     (how many streamed inputs are sorted together), ``progress`` (a tqdm bar).

@@ -85,7 +85,9 @@ class Pipeline:
         total = len(inputs) if hasattr(inputs, "__len__") else None
         return self._stream(_iterate(inputs), params, batch_size, progress, total=total)
 
-    def warmup(self, lengths: Iterable[int] | None = None, batch_sizes: Iterable[int] | None = None):
+    def warmup(
+        self, lengths: Iterable[int] | None = None, batch_sizes: Iterable[int] | None = None
+    ):
         """Compile the buckets of these shapes now rather than at first use."""
         lengths = list(lengths) if lengths is not None else list(self.length_ladder)
         sizes = list(batch_sizes) if batch_sizes is not None else [1]
@@ -169,7 +171,9 @@ class Pipeline:
             return tuple(range(1, max_batch + 1))
         return make_ladder(self.batch_ladder, cap=max_batch)
 
-    def _forward(self, features: list[Features], params: Params, batch_size: int | None) -> list[Row]:
+    def _forward(
+        self, features: list[Features], params: Params, batch_size: int | None
+    ) -> list[Row]:
         """Run the model items in length-sorted bucketed batches; rows come back in item order.
 
         With ``batch_size`` auto, batches fill the token budget; with an explicit
@@ -223,4 +227,3 @@ def _progress_bar(enabled: bool, total: int | None, name: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"pipejit {name}", unit="item")
-

@@ -12,5 +12,7 @@ def resolve_autocast(autocast: str | torch.dtype | None) -> torch.dtype | None:
     if autocast is None or autocast in AUTOCAST_DTYPES.values():
         return autocast
     if autocast not in AUTOCAST_DTYPES:
-        raise ValueError(f"autocast must be one of {sorted(AUTOCAST_DTYPES)} or None, got {autocast!r}")
+        raise ValueError(
+            f"autocast must be one of {sorted(AUTOCAST_DTYPES)} or None, got {autocast!r}"
+        )
     return AUTOCAST_DTYPES[autocast]

@@ -66,7 +66,9 @@ class Runner:
         self.dynamic = shapes == "dynamic"
         self.stats = RunnerStats()
         self._compiled = (
-            torch.compile(model, dynamic=None if self.dynamic else False, backend=backend, mode=mode)
+            torch.compile(
+                model, dynamic=None if self.dynamic else False, backend=backend, mode=mode
+            )
             if compile
             else None
         )
@@ -85,7 +87,9 @@ class Runner:
                 return self.model(**inputs, **self.model_kwargs)
             return self._run_compiled(shape, inputs, first)
 
-    def _run_compiled(self, shape: tuple[int, int], inputs: dict[str, torch.Tensor], first: bool) -> Any:
+    def _run_compiled(
+        self, shape: tuple[int, int], inputs: dict[str, torch.Tensor], first: bool
+    ) -> Any:
         start = time.perf_counter()
         if self.dynamic:
             for tensor in inputs.values():

@@ -65,7 +65,8 @@ def plan_batches(
         floor = bucket_length * (1 - max_padding)
         end = start + 1
         while end < start + limit and (
-            lengths[order[end]] >= floor or round_up(lengths[order[end]], length_ladder) == bucket_length
+            lengths[order[end]] >= floor
+            or round_up(lengths[order[end]], length_ladder) == bucket_length
         ):
             end += 1
         take = round_down(end - start, batch_ladder)

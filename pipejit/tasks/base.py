@@ -111,7 +111,9 @@ class Task(ABC):
     def normalize_call(self, inputs: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
         """Fold positional arguments into ``kwargs`` where the task allows them."""
         if args:
-            raise TypeError(f"{self.name} takes one positional argument (the inputs), got {1 + len(args)}")
+            raise TypeError(
+                f"{self.name} takes one positional argument (the inputs), got {1 + len(args)}"
+            )
         return inputs
 
     def format_single(self, output: Any, inputs: Any, call_kwargs: dict[str, Any]) -> Any:

@@ -28,7 +28,11 @@ class TextClassification(Task):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
         function = kwargs.get("function_to_apply")
         function = self.default_function() if function is None else _function_name(function)
-        post = {"function": function, "legacy": top_k is _ALL, "top_k": 1 if top_k is _ALL else top_k}
+        post = {
+            "function": function,
+            "legacy": top_k is _ALL,
+            "top_k": 1 if top_k is _ALL else top_k,
+        }
         pre = {k: kwargs[k] for k in TOKENIZER_KWARGS & set(kwargs)}
         return Params(preprocess=pre, postprocess=post)
 
@@ -61,7 +65,7 @@ class TextClassification(Task):
             return [Features(encode(self.tokenizer, **item, **params.preprocess))]
         if isinstance(item, (list, tuple)):
             raise ValueError(
-                'text-classification received a list as one input; to classify a text pair, '
+                "text-classification received a list as one input; to classify a text pair, "
                 'send a dict {"text": "My text", "text_pair": "My pair"}'
             )
         raise ValueError(
@@ -71,7 +75,9 @@ class TextClassification(Task):
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         logits = outputs.logits.float()
         function = params.postprocess["function"]
-        scores = {"softmax": logits.softmax(-1), "sigmoid": logits.sigmoid(), "none": logits}[function]
+        scores = {"softmax": logits.softmax(-1), "sigmoid": logits.sigmoid(), "none": logits}[
+            function
+        ]
         k = params.postprocess["top_k"] or scores.shape[-1]
         values, labels = torch.sort(scores, dim=-1, descending=True, stable=True)
         return {"scores": values[:, :k], "labels": labels[:, :k]}
@@ -80,7 +86,8 @@ class TextClassification(Task):
         (row,) = rows
         id2label = self.config.id2label
         ranked = [
-            {"label": id2label[int(i)], "score": float(s)} for s, i in zip(row["scores"], row["labels"])
+            {"label": id2label[int(i)], "score": float(s)}
+            for s, i in zip(row["scores"], row["labels"])
         ]
         return ranked[0] if params.postprocess["legacy"] else ranked
 

@@ -15,7 +15,11 @@ import torch
 from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
 
 PARAMETERS = {
-    "ignore_labels", "aggregation_strategy", "offset_mapping", "is_split_into_words", "stride",
+    "ignore_labels",
+    "aggregation_strategy",
+    "offset_mapping",
+    "is_split_into_words",
+    "stride",
     "delimiter",
 }
 
@@ -27,7 +31,13 @@ class TokenClassification(Task):
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
         reject_unknown(self.name, kwargs, PARAMETERS)
         strategy = kwargs.get("aggregation_strategy")
-        if isinstance(strategy, str) and strategy.upper() not in {"NONE", "SIMPLE", "FIRST", "AVERAGE", "MAX"}:
+        if isinstance(strategy, str) and strategy.upper() not in {
+            "NONE",
+            "SIMPLE",
+            "FIRST",
+            "AVERAGE",
+            "MAX",
+        }:
             raise ValueError(
                 "aggregation_strategy must be one of 'none', 'simple', 'first', 'average', 'max', "
                 f"got {strategy!r}"

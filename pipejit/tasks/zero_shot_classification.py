@@ -41,7 +41,9 @@ class ZeroShotClassification(Task):
         return inputs
 
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
-        reject_unknown(self.name, kwargs, {"candidate_labels", "hypothesis_template", "multi_label"})
+        reject_unknown(
+            self.name, kwargs, {"candidate_labels", "hypothesis_template", "multi_label"}
+        )
         labels = kwargs.get("candidate_labels")
         if isinstance(labels, str):
             labels = [label.strip() for label in labels.split(",") if label.strip()]
@@ -61,9 +63,7 @@ class ZeroShotClassification(Task):
         if labels is None:
             raise ValueError("zero-shot-classification needs candidate_labels")
         if not isinstance(item, str) or not item:
-            raise ValueError(
-                f"zero-shot-classification takes a non-empty string, got {item!r:.40}"
-            )
+            raise ValueError(f"zero-shot-classification takes a non-empty string, got {item!r:.40}")
         template = params.preprocess["template"]
         return [
             Features(self._encode_pair(item, template.format(label)), {"label": label})

@@ -112,7 +112,9 @@ def test_bad_inputs_are_named(pair, bad, message):
 def test_text_over_the_model_maximum(pair):
     _, pj = pair
     long_text = " ".join(TEXTS)
-    with pytest.raises(ValueError, match=f"more than the model's maximum of {MAX_LENGTH}; pass truncation=True"):
+    with pytest.raises(
+        ValueError, match=f"more than the model's maximum of {MAX_LENGTH}; pass truncation=True"
+    ):
         pj([TEXTS[0], long_text])
 
 
@@ -133,8 +135,12 @@ def test_unsupported_task_lists_supported(model_folder):
 
 @pytest.mark.parametrize(
     ("kind", "task"),
-    [("text-classification", "text-classification"), ("token-classification", "token-classification"),
-     ("fill-mask", "fill-mask"), ("feature-extraction", "feature-extraction")],
+    [
+        ("text-classification", "text-classification"),
+        ("token-classification", "token-classification"),
+        ("fill-mask", "fill-mask"),
+        ("feature-extraction", "feature-extraction"),
+    ],
 )
 def test_task_inferred_from_config(model_folder, kind, task):
     assert pipejit.pipeline(model=str(model_folder(kind)), compile=False).task.name == task

@@ -47,7 +47,10 @@ def test_sorted_batches_pad_far_less_than_arrival_order():
 
 def test_max_batch_size_not_on_the_default_ladder_is_honoured():
     batches = plan_batches(
-        [10] * 30, max_batch_size=12, token_budget=10**6, length_ladder=LENGTHS,
+        [10] * 30,
+        max_batch_size=12,
+        token_budget=10**6,
+        length_ladder=LENGTHS,
         batch_ladder=make_ladder((1, 2, 4, 8, 16), cap=12),
     )
     assert [len(b.positions) for b in batches] == [12, 12, 4, 2]
@@ -57,7 +60,12 @@ def test_a_big_batch_does_not_span_buckets():
     lengths = [100, 99, 98, 60, 59, 20]
     batches = _plan(lengths, max_batch=32, budget=10**6)
     # three items of bucket 128 run as 2 + 1 (ladder sizes); 60 and 59 never pad to 128
-    assert [(len(b.positions), b.bucket_length) for b in batches] == [(2, 128), (1, 128), (2, 64), (1, 32)]
+    assert [(len(b.positions), b.bucket_length) for b in batches] == [
+        (2, 128),
+        (1, 128),
+        (2, 64),
+        (1, 32),
+    ]
 
 
 def test_single_over_budget_item_still_runs():

@@ -47,8 +47,10 @@ def test_targets(pair):
     ref, pj = pair
     for targets in (["good", "bad", "movie"], "paris", ["good", "zyx"]):
         assert_same(pj(TEXTS[:3], targets=targets), ref(TEXTS[:3], targets=targets))
-    assert_same(pj(TEXTS[0], targets=["good", "bad"], top_k=5),
-                ref(TEXTS[0], targets=["good", "bad"], top_k=5))
+    assert_same(
+        pj(TEXTS[0], targets=["good", "bad"], top_k=5),
+        ref(TEXTS[0], targets=["good", "bad"], top_k=5),
+    )
 
 
 def test_list_of_one_is_unwrapped_like_transformers(pair):

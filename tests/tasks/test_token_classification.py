@@ -18,10 +18,13 @@ def pair(pipelines):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_aggregation_strategies(pair, strategy):
     ref, pj = pair
-    assert_same(pj(TEXTS, aggregation_strategy=strategy, batch_size=4),
-                ref(TEXTS, aggregation_strategy=strategy))
-    assert_same(pj(TEXTS[0], aggregation_strategy=strategy),
-                ref(TEXTS[0], aggregation_strategy=strategy))
+    assert_same(
+        pj(TEXTS, aggregation_strategy=strategy, batch_size=4),
+        ref(TEXTS, aggregation_strategy=strategy),
+    )
+    assert_same(
+        pj(TEXTS[0], aggregation_strategy=strategy), ref(TEXTS[0], aggregation_strategy=strategy)
+    )
 
 
 @pytest.mark.parametrize("batch_size", [1, 8, None])
@@ -66,6 +69,8 @@ def test_compiled_matches(model_folder):
     ref = transformers.pipeline("ner", model=folder)
     pj = pipejit.pipeline("ner", model=folder, length_buckets=(64, 128))
     texts = sentences(5, seed=12, max_words=10)
-    assert_same(pj(texts, batch_size=8, aggregation_strategy="simple"),
-                ref(texts, aggregation_strategy="simple"))
+    assert_same(
+        pj(texts, batch_size=8, aggregation_strategy="simple"),
+        ref(texts, aggregation_strategy="simple"),
+    )
     assert pj.stats()["compiles"] >= 1

@@ -30,14 +30,19 @@ def test_labels_as_comma_string_and_positional(pair):
 @pytest.mark.parametrize("multi_label", [True, False])
 def test_multi_label_and_template(pair, multi_label):
     ref, pj = pair
-    kwargs = {"candidate_labels": LABELS, "multi_label": multi_label,
-              "hypothesis_template": "This text is about {}."}
+    kwargs = {
+        "candidate_labels": LABELS,
+        "multi_label": multi_label,
+        "hypothesis_template": "This text is about {}.",
+    }
     assert_same(pj(TEXTS[:3], **kwargs), ref(TEXTS[:3], **kwargs))
 
 
 def test_one_label_scores_entailment_against_contradiction(pair):
     ref, pj = pair
-    assert_same(pj(TEXTS[:2], candidate_labels=["sports"]), ref(TEXTS[:2], candidate_labels=["sports"]))
+    assert_same(
+        pj(TEXTS[:2], candidate_labels=["sports"]), ref(TEXTS[:2], candidate_labels=["sports"])
+    )
 
 
 def test_template_without_placeholder(pair):
@@ -62,5 +67,7 @@ def test_compiled_matches(model_folder):
     ref = transformers.pipeline("zero-shot-classification", model=folder)
     pj = pipejit.pipeline("zero-shot-classification", model=folder, length_buckets=(64, 128))
     texts = sentences(3, seed=14, max_words=10)
-    assert_same(pj(texts, candidate_labels=LABELS, batch_size=8), ref(texts, candidate_labels=LABELS))
+    assert_same(
+        pj(texts, candidate_labels=LABELS, batch_size=8), ref(texts, candidate_labels=LABELS)
+    )
     assert pj.stats()["compiles"] >= 1
