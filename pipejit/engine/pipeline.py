@@ -72,7 +72,7 @@ class Pipeline:
         if inputs is None:
             raise ValueError(f"{self.task.name} received None as input")
         if self.task.is_single(inputs):
-            (output,) = self._run_window([inputs], params, batch_size, label_items=False)
+            (output,) = self._run_window([inputs], params, batch_size, first_index=None)
             return self.task.format_single(output, inputs, kwargs)
         if isinstance(inputs, (list, tuple)):
             outputs = list(self._stream(inputs, params, batch_size, progress, total=len(inputs)))
@@ -116,17 +116,20 @@ class Pipeline:
         self, items: Iterable[Any], params: Params, batch_size: int | None, progress: bool, total
     ) -> Iterator[Any]:
         bar = _progress_bar(progress, total, self.task.name)
+        done = 0
         for window in windows(items, self.sort_window):
-            yield from self._run_window(window, params, batch_size)
+            yield from self._run_window(window, params, batch_size, first_index=done)
+            done += len(window)
             if bar is not None:
                 bar.update(len(window))
         if bar is not None:
             bar.close()
 
     def _run_window(
-        self, items: list[Any], params: Params, batch_size: int | None, label_items: bool = True
+        self, items: list[Any], params: Params, batch_size: int | None, first_index: int | None
     ) -> list[Any]:
-        features, owners = self._preprocess(items, params, label_items)
+        """Run one sort window; ``first_index`` numbers its inputs in errors (None: one input)."""
+        features, owners = self._preprocess(items, params, first_index)
         rows = self._forward(features, params, batch_size)
         grouped: list[list[int]] = [[] for _ in items]
         for position, owner in enumerate(owners):
@@ -139,7 +142,7 @@ class Pipeline:
         ]
 
     def _preprocess(
-        self, items: list[Any], params: Params, label_items: bool
+        self, items: list[Any], params: Params, first_index: int | None
     ) -> tuple[list[Features], list[int]]:
         features: list[Features] = []
         owners: list[int] = []
@@ -149,9 +152,9 @@ class Pipeline:
                 for chunk in chunks:
                     self._check_length(chunk)
             except (ValueError, TypeError) as error:
-                if not label_items:
+                if first_index is None:
                     raise
-                raise type(error)(f"input {index}: {error}") from error
+                raise type(error)(f"input {first_index + index}: {error}") from error
             features.extend(chunks)
             owners.extend([index] * len(chunks))
         return features, owners

@@ -179,3 +179,22 @@ def test_float16_weights_through_dtype(model_folder):
     got = pj(TEXTS[:6], top_k=None)
     assert_same(got, ref(TEXTS[:6], top_k=None), dtype=torch.bfloat16)
     assert all(isinstance(d["score"], float) for row in got for d in row)
+
+
+def test_errors_number_inputs_across_sort_windows(model_folder):
+    folder = str(model_folder("text-classification"))
+    pj = pipejit.pipeline("text-classification", model=folder, compile=False, sort_window=4)
+    with pytest.raises(ValueError, match="input 9: "):
+        list(pj(iter([*TEXTS[:9], 7])))
+
+
+def test_warmup_compiles_the_asked_buckets_once(model_folder, counting_backend):
+    folder = str(model_folder("text-classification"))
+    pj = pipejit.pipeline(
+        "text-classification", model=folder, shapes="static", compile_backend=counting_backend
+    )
+    pj.warmup(lengths=[16, 32], batch_sizes=[2])
+    assert pj.stats()["buckets"] == [(2, 16), (2, 32)]
+    assert counting_backend.graphs == 2
+    pj.warmup(lengths=[16, 32], batch_sizes=[2])
+    assert counting_backend.graphs == 2

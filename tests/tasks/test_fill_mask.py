@@ -2,7 +2,6 @@
 
 import pytest
 
-import pipejit
 from tests.models import sentences
 from tests.parity import assert_same
 
@@ -65,11 +64,7 @@ def test_no_mask_token_is_a_clear_error(pair):
 
 
 @pytest.mark.slow
-def test_compiled_matches(model_folder):
-    import transformers
-
-    folder = str(model_folder("fill-mask"))
-    ref = transformers.pipeline("fill-mask", model=folder)
-    pj = pipejit.pipeline("fill-mask", model=folder, length_buckets=(32, 128))
+def test_compiled_matches(pipelines):
+    ref, pj = pipelines("fill-mask", compile=True, length_buckets=(32, 128))
     assert_same(pj(TEXTS[:6], batch_size=8), ref(TEXTS[:6]))
     assert pj.stats()["compiles"] >= 1

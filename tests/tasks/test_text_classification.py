@@ -77,13 +77,9 @@ def test_model_object_and_tokenizer(pair):
 
 
 @pytest.mark.slow
-def test_compiled_matches_and_compiles_once_per_bucket(model_folder, counting_backend):
-    import transformers
-
-    folder = str(model_folder("text-classification"))
-    ref = transformers.pipeline("text-classification", model=folder)
-    pj = pipejit.pipeline(
-        "text-classification", model=folder, compile_backend=counting_backend, shapes="static"
+def test_compiled_matches_and_compiles_once_per_bucket(pipelines, counting_backend):
+    ref, pj = pipelines(
+        "text-classification", compile=True, compile_backend=counting_backend, shapes="static"
     )
     assert_same(pj(TEXTS, batch_size=8), ref(TEXTS))
     assert_same(pj(TEXTS, batch_size=8), ref(TEXTS))
@@ -94,13 +90,9 @@ def test_compiled_matches_and_compiles_once_per_bucket(model_folder, counting_ba
 
 
 @pytest.mark.slow
-def test_dynamic_shapes_compile_one_graph_for_all_batches(model_folder, counting_backend):
-    import transformers
-
-    folder = str(model_folder("text-classification"))
-    ref = transformers.pipeline("text-classification", model=folder)
-    pj = pipejit.pipeline(
-        "text-classification", model=folder, compile_backend=counting_backend, shapes="dynamic"
+def test_dynamic_shapes_compile_one_graph_for_all_batches(pipelines, counting_backend):
+    ref, pj = pipelines(
+        "text-classification", compile=True, compile_backend=counting_backend, shapes="dynamic"
     )
     assert_same(pj(TEXTS, batch_size=8), ref(TEXTS))
     assert_same(pj(TEXTS[:1], batch_size=1), ref(TEXTS[:1]))
@@ -109,12 +101,8 @@ def test_dynamic_shapes_compile_one_graph_for_all_batches(model_folder, counting
 
 
 @pytest.mark.slow
-def test_inductor_compile_matches(model_folder):
-    import transformers
-
-    folder = str(model_folder("text-classification"))
-    ref = transformers.pipeline("text-classification", model=folder)
-    pj = pipejit.pipeline("text-classification", model=folder, length_buckets=(32, 64, 128))
+def test_inductor_compile_matches(pipelines):
+    ref, pj = pipelines("text-classification", compile=True, length_buckets=(32, 64, 128))
     texts = sentences(6, seed=11, max_words=12)
     assert_same(pj(texts, batch_size=8), ref(texts))
     assert pj.stats()["compiles"] >= 1 and pj.stats()["compile_failed"] is None

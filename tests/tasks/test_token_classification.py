@@ -2,7 +2,6 @@
 
 import pytest
 
-import pipejit
 from tests.models import sentences
 from tests.parity import assert_same
 
@@ -62,12 +61,8 @@ def test_unknown_strategy_is_named(pair):
 
 
 @pytest.mark.slow
-def test_compiled_matches(model_folder):
-    import transformers
-
-    folder = str(model_folder("token-classification"))
-    ref = transformers.pipeline("ner", model=folder)
-    pj = pipejit.pipeline("ner", model=folder, length_buckets=(64, 128))
+def test_compiled_matches(pipelines):
+    ref, pj = pipelines("token-classification", "ner", compile=True, length_buckets=(64, 128))
     texts = sentences(5, seed=12, max_words=10)
     assert_same(
         pj(texts, batch_size=8, aggregation_strategy="simple"),

@@ -2,7 +2,6 @@
 
 import pytest
 
-import pipejit
 from tests.models import sentences
 from tests.parity import assert_same
 
@@ -60,12 +59,8 @@ def test_missing_labels(pair):
 
 
 @pytest.mark.slow
-def test_compiled_matches(model_folder):
-    import transformers
-
-    folder = str(model_folder("zero-shot-classification"))
-    ref = transformers.pipeline("zero-shot-classification", model=folder)
-    pj = pipejit.pipeline("zero-shot-classification", model=folder, length_buckets=(64, 128))
+def test_compiled_matches(pipelines):
+    ref, pj = pipelines("zero-shot-classification", compile=True, length_buckets=(64, 128))
     texts = sentences(3, seed=14, max_words=10)
     assert_same(
         pj(texts, candidate_labels=LABELS, batch_size=8), ref(texts, candidate_labels=LABELS)

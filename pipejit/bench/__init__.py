@@ -1,0 +1,1 @@
+"""Benchmarks of pipejit against the plain transformers pipeline, on the same model and data."""
