@@ -65,6 +65,7 @@ class Runner:
             raise ValueError(f"shapes must be one of {SHAPES}, got {shapes!r}")
         self.dynamic = shapes == "dynamic"
         self.stats = RunnerStats()
+        self._graph_keys: set[tuple[int, ...]] = set()
         self._compiled = (
             torch.compile(
                 model, dynamic=None if self.dynamic else False, backend=backend, mode=mode
@@ -79,7 +80,9 @@ class Runner:
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> Any:
         shape = tuple(next(iter(inputs.values())).shape)
-        first = self._graph_key(shape) not in {self._graph_key(b) for b in self.stats.buckets}
+        key = self._graph_key(shape)
+        first = key not in self._graph_keys
+        self._graph_keys.add(key)
         self.stats.buckets.add(shape)
         self.stats.batches += 1
         with torch.inference_mode(), self._autocast(inputs):
