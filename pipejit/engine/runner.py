@@ -6,7 +6,8 @@ CUDA graphs need. The recompile limit is raised to the number of buckets the
 pipeline may see, so no bucket silently falls back to eager.
 
 ``shapes="dynamic"``: batch and length are marked dynamic, so one graph serves
-every bucket (batch 1 gets its own, as dynamo specialises sizes of 1). On a CPU,
+every bucket (batch 1 gets its own, as dynamo specialises sizes of 1); only
+``dynamic_dims`` are marked (batch and length; batch alone for unpadded items). On a CPU,
 where each static compile of a distilbert-size model costs about 10 s and the
 matrix multiplies run the same library kernels either way, this keeps warmup to
 one or two compiles while the bucket ladder can stay fine enough to pad little.
@@ -56,6 +57,7 @@ class Runner:
         max_buckets: int = 64,
         autocast: torch.dtype | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        dynamic_dims: tuple[int, ...] = (0, 1),
     ):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
@@ -64,6 +66,7 @@ class Runner:
         if shapes not in SHAPES:
             raise ValueError(f"shapes must be one of {SHAPES}, got {shapes!r}")
         self.dynamic = shapes == "dynamic"
+        self.dynamic_dims = dynamic_dims
         self.stats = RunnerStats()
         self._graph_keys: set[tuple[int, ...]] = set()
         self._compiled = (
@@ -96,8 +99,8 @@ class Runner:
         start = time.perf_counter()
         if self.dynamic:
             for tensor in inputs.values():
-                for dim, size in enumerate(tensor.shape[:2]):
-                    if size > 1:
+                for dim in self.dynamic_dims:
+                    if dim < tensor.dim() and tensor.shape[dim] > 1:
                         torch._dynamo.mark_dynamic(tensor, dim)
         try:
             with _recompile_limit(self.max_buckets):

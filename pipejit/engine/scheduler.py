@@ -8,7 +8,7 @@ batch down to its bucket; the caller restores input order from the positions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import TypeVar
@@ -38,6 +38,7 @@ def plan_batches(
     length_ladder: Sequence[int],
     batch_ladder: Sequence[int],
     max_padding: float = 0.125,
+    groups: Sequence[Hashable] | None = None,
 ) -> list[Batch]:
     """Cut length-sorted items into batches of at most ``max_batch_size`` items
     whose padded size (bucket batch x bucket length) stays within ``token_budget``.
@@ -51,12 +52,35 @@ def plan_batches(
     a tail of 7 items runs as 4 + 2 + 1. A single item always forms a batch,
     however long. Items are visited from the longest down, so a batch's bucket
     length is set by its first item and the most expensive batches run first.
+
+    With ``groups`` (one hashable per item), items of different groups never
+    share a batch: images of different processed sizes cannot be stacked.
     """
     if max_batch_size < 1:
         raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
     if token_budget < 1:
         raise ValueError(f"token_budget must be at least 1, got {token_budget}")
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    members: dict[Hashable, list[int]] = {}
+    for position in range(len(lengths)):
+        members.setdefault(None if groups is None else groups[position], []).append(position)
+    options = (max_batch_size, token_budget, length_ladder, batch_ladder, max_padding)
+    return [
+        batch
+        for positions in members.values()
+        for batch in _plan_group(lengths, positions, *options)
+    ]
+
+
+def _plan_group(
+    lengths: Sequence[int],
+    positions: list[int],
+    max_batch_size: int,
+    token_budget: int,
+    length_ladder: Sequence[int],
+    batch_ladder: Sequence[int],
+    max_padding: float,
+) -> list[Batch]:
+    order = sorted(positions, key=lambda i: lengths[i], reverse=True)
     batches: list[Batch] = []
     start = 0
     while start < len(order):

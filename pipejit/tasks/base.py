@@ -9,23 +9,37 @@ compiles or moves batches: the engine does.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from transformers import Pipeline as ReferencePipeline
 
+if TYPE_CHECKING:
+    from pipejit.engine.runner import Runner
+
 
 @dataclass
 class Features:
-    """One model item: unpadded 1-D tensors of one length, and what the task keeps beside them."""
+    """One model item: its unbatched tensors, and what the task keeps beside them.
+
+    For a task that pads (text, audio), every tensor's first axis is the item's
+    length, padded to the bucket in a batch. ``group`` keeps apart items that can
+    never share a batch (images of different processed sizes); ``size`` states
+    the item's cost in length units when its tensors have no length axis.
+    """
 
     tensors: dict[str, torch.Tensor]
     context: dict[str, Any] = field(default_factory=dict)
+    group: Hashable = None
+    size: int | None = None
 
     @property
     def length(self) -> int:
+        if self.size is not None:
+            return self.size
         return int(next(iter(self.tensors.values())).shape[0])
 
 
@@ -48,6 +62,18 @@ class Task(ABC):
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     truncation_hint: ClassVar[str] = "pass truncation=True to cut it to the model's maximum"
+    # Whether items are right-padded along their first axis to a length bucket;
+    # when False they are stacked as they are, batched only with their own group.
+    pads: ClassVar[bool] = True
+    # What an item's length counts, for errors, and how many of them cost as much
+    # as one token of the token budget (audio: samples per model frame).
+    length_unit: ClassVar[str] = "tokens"
+    units_per_token: ClassVar[int] = 1
+
+    @classmethod
+    def serves(cls, model: torch.nn.Module) -> bool:
+        """Whether this class runs ``model`` (when several classes share a task name)."""
+        return True
 
     def __init__(self, reference: ReferencePipeline):
         self.reference = reference
@@ -80,9 +106,21 @@ class Task(ABC):
                 tensors[name] = torch.full((length,), value, dtype=torch.long)
         return Features(tensors)
 
+    @property
+    def length_ladder(self) -> tuple[int, ...] | None:
+        """The task's own length buckets (audio counts samples), or None for the engine's."""
+        return None
+
     def model_kwargs(self) -> dict[str, Any]:
         """Constant keyword arguments for every forward call."""
         return {}
+
+    def run(
+        self, runner: Runner, inputs: dict[str, torch.Tensor], params: Params
+    ) -> dict[str, torch.Tensor]:
+        """One padded batch to its reduced per-row tensors: one forward, then ``reduce``.
+        Tasks that run more than one forward per batch (decoding loops) override it."""
+        return self.reduce(runner(inputs), inputs, params)
 
     @abstractmethod
     def parse_params(self, kwargs: dict[str, Any]) -> Params:

@@ -92,3 +92,20 @@ def test_windows_are_bounded_and_lazy():
     assert next(chunks) == [0, 1, 2, 3]
     assert len(consumed) <= 5
     assert list(chunks) == [[4, 5, 6, 7], [8, 9]]
+
+
+def test_groups_never_share_a_batch():
+    lengths = [10, 10, 10, 10, 10, 10]
+    groups = ["a", "b", "a", "b", "a", "a"]
+    batches = plan_batches(
+        lengths,
+        groups=groups,
+        max_batch_size=8,
+        token_budget=1000,
+        length_ladder=LENGTHS,
+        batch_ladder=(1, 2, 4, 8),
+    )
+    assert sorted(p for b in batches for p in b.positions) == list(range(6))
+    for batch in batches:
+        assert len({groups[p] for p in batch.positions}) == 1
+    assert sorted(len(b.positions) for b in batches) == [2, 4]

@@ -1,0 +1,31 @@
+"""Collate: right-padding to the bucket for any dtype and trailing axes, stacking when unpadded."""
+
+import torch
+
+from pipejit.engine.collate import collate, to_host
+from pipejit.tasks.base import Features
+
+CPU = torch.device("cpu")
+
+
+def test_pads_first_axis_keeping_dtype_and_trailing_axes():
+    items = [
+        Features({"x": torch.ones(3, 2), "ids": torch.tensor([5, 6, 7])}),
+        Features({"x": torch.full((1, 2), 2.0), "ids": torch.tensor([9])}),
+    ]
+    batch = collate(items, 4, {"x": -1.0, "ids": 0}, CPU)
+    assert batch["x"].dtype == torch.float32 and batch["x"].shape == (2, 4, 2)
+    assert batch["x"][1].tolist() == [[2.0, 2.0], [-1.0, -1.0], [-1.0, -1.0], [-1.0, -1.0]]
+    assert batch["ids"].dtype == torch.long
+    assert batch["ids"].tolist() == [[5, 6, 7, 0], [9, 0, 0, 0]]
+
+
+def test_unpadded_items_are_stacked_as_they_are():
+    pixels = [torch.rand(3, 4, 5) for _ in range(3)]
+    batch = collate([Features({"pixel_values": p}) for p in pixels], None, {}, CPU)
+    assert torch.equal(batch["pixel_values"], torch.stack(pixels))
+
+
+def test_to_host_gives_numpy():
+    host = to_host({"scores": torch.tensor([[0.5, 0.25]]), "ids": torch.tensor([[1, 0]])})
+    assert host["scores"].tolist() == [[0.5, 0.25]] and host["ids"].tolist() == [[1, 0]]
