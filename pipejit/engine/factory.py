@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -9,6 +10,13 @@ import transformers
 from transformers import AutoConfig, PretrainedConfig
 
 from pipejit.engine.buckets import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
+from pipejit.engine.compile_cache import CompileCache
+from pipejit.engine.graphs import (
+    DEFAULT_GRAPH_BATCHES,
+    DEFAULT_GRAPH_MAX_TOKENS,
+    GRAPH_MODES,
+    GraphRunner,
+)
 from pipejit.engine.pipeline import Pipeline
 from pipejit.engine.precision import resolve_autocast
 from pipejit.engine.runner import Backend, Runner
@@ -34,9 +42,12 @@ ARCHITECTURE_TASKS = (
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a
 # CPU, enough to fill a GPU's SMs without a long tail of padding.
 AUTO_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
-# Compiled shapes: CUDA graphs need static buckets; a CPU gains nothing from them and
-# pays about 10 s per bucket compile, so one dynamic graph serves all its buckets.
-DEFAULT_SHAPES = {"cpu": "dynamic", "cuda": "static"}
+# Compiled shapes: one dynamic graph serves all buckets. On a CPU a static compile per
+# bucket costs about 10 s and gains nothing. On CUDA the explicit graph captures fix
+# every shape anyway (pipejit.engine.graphs), so one compile plus a capture per bucket
+# replaces a compile per bucket (the way to capture all buckets within a minute);
+# dynamic kernels against per-bucket ones is not yet measured on a GPU.
+DEFAULT_SHAPES = {"cpu": "dynamic", "cuda": "dynamic"}
 
 
 def pipeline(
@@ -58,6 +69,11 @@ def pipeline(
     progress: bool = False,
     compile_backend: Backend = "inductor",
     compile_mode: str | None = None,
+    cuda_graphs: bool | str = "auto",
+    graph_capture: str = "lazy",
+    graph_batch_sizes: tuple[int, ...] = DEFAULT_GRAPH_BATCHES,
+    graph_max_tokens: int = DEFAULT_GRAPH_MAX_TOKENS,
+    compile_cache: str | os.PathLike | None = None,
     **task_kwargs: Any,
 ) -> Pipeline:
     """A pipeline with ``transformers.pipeline``'s meaning, run by pipejit's engine.
@@ -68,7 +84,13 @@ def pipeline(
     under ``torch.autocast``),
     ``token_budget`` (padded tokens per batch), ``max_batch_size``,
     ``length_buckets`` / ``batch_buckets`` (the shape ladders), ``sort_window``
-    (how many streamed inputs are sorted together), ``progress`` (a tqdm bar).
+    (how many streamed inputs are sorted together), ``progress`` (a tqdm bar),
+    ``cuda_graphs`` (``True``, ``False`` or ``"auto"``: on when on CUDA and compiling;
+    the forward and the task's reduce replayed as one CUDA graph per bucket),
+    ``graph_capture`` (``"lazy"``: capture the buckets traffic uses; ``"warmup"``: only
+    those ``Pipeline.warmup`` captured), ``graph_batch_sizes`` / ``graph_max_tokens``
+    (the buckets graphs cover; bigger batches run compiled), ``compile_cache`` (a
+    folder of compile artifacts that a later process, or another machine, starts from).
     Everything else is a loading option of transformers or a task parameter.
     """
     if model is None:
@@ -76,6 +98,10 @@ def pipeline(
     loading = {k: task_kwargs.pop(k) for k in LOADING_OPTIONS & set(task_kwargs)}
     task_name = resolve_task(task) if task is not None else infer_task(model, loading)
     torch_device = _resolve_device(device)
+    _check_graphs(cuda_graphs, torch_device)
+    cache = CompileCache(compile_cache) if compile_cache is not None and compile else None
+    if cache is not None:
+        cache.load()
     reference = transformers.pipeline(
         task_name, model=model, tokenizer=tokenizer, device=torch_device, dtype=dtype, **loading
     )
@@ -92,6 +118,16 @@ def pipeline(
         model_kwargs=task_obj.model_kwargs(),
         dynamic_dims=(0, 1) if task_obj.pads else (0,),
     )
+    graphs = None
+    if cuda_graphs is True or (cuda_graphs == "auto" and compile and torch_device.type == "cuda"):
+        graphs = GraphRunner(
+            runner,
+            task_obj,
+            mode=cuda_graphs,
+            policy=graph_capture,
+            batch_sizes=graph_batch_sizes,
+            max_tokens=graph_max_tokens,
+        )
     return Pipeline(
         task_obj,
         runner,
@@ -105,7 +141,19 @@ def pipeline(
         sort_window=sort_window,
         progress=progress,
         task_defaults=task_kwargs,
+        graphs=graphs,
+        compile_cache=cache,
     )
+
+
+def _check_graphs(cuda_graphs: Any, device: torch.device) -> None:
+    if cuda_graphs not in GRAPH_MODES or not isinstance(cuda_graphs, (bool, str)):
+        raise ValueError(f"cuda_graphs must be one of {GRAPH_MODES}, got {cuda_graphs!r}")
+    if cuda_graphs is True and device.type != "cuda":
+        raise ValueError(
+            f"cuda_graphs=True needs a CUDA device, got device={str(device)!r}; "
+            "pass device='cuda' or cuda_graphs='auto'"
+        )
 
 
 def infer_task(model: str | torch.nn.Module, loading: dict[str, Any]) -> str:

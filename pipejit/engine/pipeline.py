@@ -8,6 +8,7 @@ for at most one window.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,6 +16,9 @@ import torch
 
 from pipejit.engine.buckets import make_ladder
 from pipejit.engine.collate import collate, to_host
+from pipejit.engine.compile_cache import CompileCache
+from pipejit.engine.graphs import GraphRunner, capture_plan
+from pipejit.engine.memory import Backoff
 from pipejit.engine.runner import Runner
 from pipejit.engine.scheduler import plan_batches, windows
 from pipejit.tasks.base import Features, Params, Row, Task
@@ -40,9 +44,15 @@ class Pipeline:
         sort_window: int,
         progress: bool,
         task_defaults: dict[str, Any],
+        graphs: GraphRunner | None = None,
+        compile_cache: CompileCache | None = None,
     ):
         self.task = task
         self.runner = runner
+        self.graphs = graphs
+        self.compile_cache = compile_cache
+        self.memory = Backoff()
+        self._compiles_saved = 0
         self.device = device
         self.batch_size = batch_size
         self.token_budget = token_budget
@@ -87,29 +97,66 @@ class Pipeline:
 
     def warmup(
         self, lengths: Iterable[int] | None = None, batch_sizes: Iterable[int] | None = None
-    ):
-        """Compile the buckets of these shapes now rather than at first use."""
+    ) -> dict[str, Any]:
+        """Compile, and with CUDA graphs capture, these buckets now rather than at first use.
+
+        Default: every length of the ladder, at the graph batch sizes when graphs are
+        on (buckets past their token cap are left out, and captured largest first so
+        they share one memory pool), else at batch 1. Graphs are captured for the
+        pipeline's default task parameters. Returns ``stats()``.
+        """
         lengths = list(lengths) if lengths is not None else list(self.length_ladder)
-        sizes = list(batch_sizes) if batch_sizes is not None else [1]
-        for length in lengths:
-            for size in sizes:
-                item = self.task.dummy_features(length)
-                batch = collate([item] * size, length, self.task.pad_values, self.device)
-                self.runner(batch)
+        graphs = self.graphs if self.graphs is not None and self.graphs.active else None
+        default_sizes = graphs.batch_sizes if graphs is not None else (1,)
+        sizes = list(batch_sizes) if batch_sizes is not None else list(default_sizes)
+        if graphs is None:
+            plan = [(size, length) for length in lengths for size in sizes]
+        else:
+            # sizes asked for explicitly are captured even past the token cap
+            cap = graphs.max_tokens if batch_sizes is None else math.inf
+            plan = capture_plan(lengths, sizes, cap)
+        params = self.task.parse_params(dict(self.task_defaults))
+        for size, length in plan:
+            if not self.memory.allows(size, length):
+                continue
+            item = self.task.dummy_features(length)
+            batch = collate([item] * size, length, self.task.pad_values, self.device)
+            try:
+                if graphs is not None:
+                    graphs.capture_bucket(batch, params, length)
+                else:
+                    self.runner(batch)
+            except torch.OutOfMemoryError:
+                self.memory.record(size, length)
+        self._save_compile_cache()
+        return self.stats()
 
     def stats(self) -> dict[str, Any]:
-        """Buckets run, compiles and their seconds, batches, and the padding ratio."""
+        """Buckets run, compiles, graph captures and hits, padding, and OOM backoff."""
         s = self.runner.stats
+        g = self.graphs.stats if self.graphs is not None else None
         return {
             "compiled": self.runner.compiled,
             "buckets": sorted(s.buckets),
             "compiles": len(s.compile_seconds),
-            "compile_seconds": {f"{b}x{n}": round(t, 3) for (b, n), t in s.compile_seconds.items()},
+            "compile_seconds": {_name(b): round(t, 3) for b, t in s.compile_seconds.items()},
             "batches": s.batches,
             "real_tokens": s.real_tokens,
             "padded_tokens": s.padded_tokens,
             "padding_ratio": 1 - s.real_tokens / s.padded_tokens if s.padded_tokens else 0.0,
             "compile_failed": s.compile_failed,
+            "cuda_graphs": self.graphs is not None and self.graphs.active,
+            "graphs_disabled": g.disabled if g is not None else None,
+            "captures": g.captures if g is not None else 0,
+            "captured_buckets": self.graphs.captured if self.graphs is not None else [],
+            "capture_seconds": (
+                {_name(b): round(t, 4) for b, t in g.capture_seconds.items()} if g else {}
+            ),
+            "graph_hits": g.hits if g is not None else 0,
+            "graph_fallbacks": g.fallbacks if g is not None else 0,
+            "graph_padded_rows": g.padded_rows if g is not None else 0,
+            "oom_splits": self.memory.splits,
+            "oom_token_limit": self.memory.limit,
         }
 
     def _stream(
@@ -169,6 +216,36 @@ class Pipeline:
         if item.length == 0:
             raise ValueError(f"the input has zero {unit}; nothing to run the model on")
 
+    def _run_batch(
+        self,
+        positions: tuple[int, ...],
+        features: list[Features],
+        length: int,
+        params: Params,
+        rows: list[Row | None],
+    ) -> None:
+        """One batch: collate, run (replayed from a CUDA graph where one serves it),
+        copy the reduced rows to the host and store them by item position."""
+        task = self.task
+        members = [features[p] for p in positions]
+        inputs = collate(members, length if task.pads else None, task.pad_values, self.device)
+        if self.graphs is not None:
+            reduced = self.graphs.run(inputs, params, length)
+        else:
+            reduced = task.run(self.runner, inputs, params)
+        host = to_host(reduced)
+        self.runner.stats.real_tokens += sum(f.length for f in members)
+        self.runner.stats.padded_tokens += len(positions) * length
+        for row, position in enumerate(positions):
+            rows[position] = {k: v[row] for k, v in host.items()}
+
+    def _save_compile_cache(self) -> None:
+        """Write new compile artifacts to the persistent cache after compiles."""
+        compiles = len(self.runner.stats.compile_seconds)
+        if self.compile_cache is not None and compiles > self._compiles_saved:
+            self.compile_cache.save()
+            self._compiles_saved = compiles
+
     def _batch_ladder(self, max_batch: int) -> tuple[int, ...]:
         """Every size when one dynamic graph serves all batches, else the bucket ladder."""
         if self.runner.dynamic or not self.runner.compiled:
@@ -196,21 +273,24 @@ class Pipeline:
         for batch in plan_batches(
             lengths,
             max_batch_size=max_batch,
-            token_budget=budget,
+            token_budget=self.memory.cap(budget),
             # a task that stacks items unpadded buckets each length as itself
             length_ladder=self.length_ladder if task.pads else sorted(set(lengths)),
             batch_ladder=self._batch_ladder(max_batch),
             groups=[f.group for f in features],
         ):
-            members = [features[p] for p in batch.positions]
-            length = batch.bucket_length if task.pads else None
-            inputs = collate(members, length, task.pad_values, self.device)
-            self.runner.stats.real_tokens += sum(f.length for f in members)
-            self.runner.stats.padded_tokens += batch.padded_tokens
-            host = to_host(task.run(self.runner, inputs, params))
-            for row, position in enumerate(batch.positions):
-                rows[position] = {k: v[row] for k, v in host.items()}
+            length = batch.bucket_length
+
+            def run(positions: tuple[int, ...], length: int = length) -> None:
+                self._run_batch(positions, features, length, params, rows)
+
+            self.memory.run(batch.positions, length, run)
+        self._save_compile_cache()
         return rows  # type: ignore[return-value]
+
+
+def _name(bucket: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in bucket)
 
 
 def _check_batch_size(batch_size: Any) -> int | None:

@@ -1,8 +1,8 @@
 """How a batch runs: eager, or ``torch.compile`` per bucket shape or once for all shapes.
 
 ``shapes="static"``: dynamo keys its compiled graphs by input shape, so each
-(batch, length) bucket compiles once and is reused from then on; this is what
-CUDA graphs need. The recompile limit is raised to the number of buckets the
+(batch, length) bucket compiles once and is reused from then on, with kernels
+specialised to it. The recompile limit is raised to the number of buckets the
 pipeline may see, so no bucket silently falls back to eager.
 
 ``shapes="dynamic"``: batch and length are marked dynamic, so one graph serves
@@ -13,6 +13,9 @@ matrix multiplies run the same library kernels either way, this keeps warmup to
 one or two compiles while the bucket ladder can stay fine enough to pad little.
 
 A model that fails to compile runs eager, with one warning.
+
+CUDA graphs (``pipejit.engine.graphs``) call ``forward`` inside ``quiet()`` for
+their warmups and captures, so that only real batches are counted.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class Runner:
         self.dynamic_dims = dynamic_dims
         self.stats = RunnerStats()
         self._graph_keys: set[tuple[int, ...]] = set()
+        self._counting = True
         self._compiled = (
             torch.compile(
                 model, dynamic=None if self.dynamic else False, backend=backend, mode=mode
@@ -82,12 +86,30 @@ class Runner:
         return self._compiled is not None
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> Any:
+        if self._counting:
+            self.count(tuple(next(iter(inputs.values())).shape))
+        return self.forward(inputs)
+
+    def count(self, shape: tuple[int, ...]) -> None:
+        """Count one batch run at ``shape`` (graph replays count themselves through this)."""
+        self.stats.buckets.add(shape)
+        self.stats.batches += 1
+
+    @contextlib.contextmanager
+    def quiet(self):
+        """Forwards inside are not counted as batches: graph warmups and captures."""
+        counting, self._counting = self._counting, False
+        try:
+            yield
+        finally:
+            self._counting = counting
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> Any:
+        """The model on one batch, compiled or eager, without counting it."""
         shape = tuple(next(iter(inputs.values())).shape)
         key = self._graph_key(shape)
         first = key not in self._graph_keys
         self._graph_keys.add(key)
-        self.stats.buckets.add(shape)
-        self.stats.batches += 1
         with torch.inference_mode(), self._autocast(inputs):
             if self._compiled is None:
                 return self.model(**inputs, **self.model_kwargs)
@@ -131,7 +153,10 @@ class Runner:
         if self.autocast is None:
             return contextlib.nullcontext()
         device = next(iter(inputs.values())).device.type
-        return torch.autocast(device_type=device, dtype=self.autocast)
+        # Autocast's cache of cast weights would be freed after a capture while the graph
+        # still reads it, so a capture casts inside the graph instead.
+        capturing = device == "cuda" and torch.cuda.is_current_stream_capturing()
+        return torch.autocast(device_type=device, dtype=self.autocast, cache_enabled=not capturing)
 
 
 def _recompile_limit(limit: int):
