@@ -265,19 +265,19 @@ class GraphRunner:
         static = {name: _pad_rows(value, rows) for name, value in inputs.items()}
 
         def step() -> Tensors:
-            return self.task.run(self.runner, static, params)
+            with self.runner.quiet(), torch.inference_mode():
+                return self.task.run(self.runner, static, params)
 
         capture = self._capture or CudaCapture(next(iter(static.values())).device)
         self._capture = capture
         bucket = (rows, *next(iter(static.values())).shape[1:])
         try:
-            with self.runner.quiet(), torch.inference_mode():
-                capture.warmup(step)
-                if self.mode == "auto" and not self.runner.compiled:
-                    self._disable("the model did not compile (cuda_graphs='auto' needs compile)")
-                    return None
-                start = time.perf_counter()
-                replay, outputs = capture.record(step)
+            capture.warmup(step)
+            if self.mode == "auto" and not self.runner.compiled:
+                self._disable("the model did not compile (cuda_graphs='auto' needs compile)")
+                return None
+            start = time.perf_counter()
+            replay, outputs = capture.record(step)
         except Exception as error:  # noqa: BLE001 - any capture failure means: run ungraphed
             if _out_of_memory(error):
                 raise torch.OutOfMemoryError(
