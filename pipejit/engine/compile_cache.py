@@ -30,7 +30,8 @@ class CompileCache:
         if self.folder.exists() and not self.folder.is_dir():
             raise ValueError(f"compile_cache must be a folder, got the file {self.folder}")
         self.loaded_files = 0
-        self._known: set[tuple[str, str]] = set()
+        # (kind, key) of every artifact loaded or saved: a save of nothing new writes no file
+        self.known: set[tuple[str, str]] = set()
 
     def load(self) -> int:
         """Load every artifact file of the folder; returns how many artifacts they held."""
@@ -40,8 +41,8 @@ class CompileCache:
             info = torch.compiler.load_cache_artifacts(path.read_bytes())
             self.loaded_files += 1
             if info is not None:
-                self._known |= _keys(info)
-        return len(self._known)
+                self.known |= _keys(info)
+        return len(self.known)
 
     def save(self) -> Path | None:
         """Write the artifacts compiled in this process, if any are new; returns the file."""
@@ -50,14 +51,14 @@ class CompileCache:
             return None
         data, info = saved
         keys = _keys(info)
-        if keys <= self._known:
+        if keys <= self.known:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{time.time_ns()}-{os.getpid()}{SUFFIX}"
         partial = path.with_suffix(".partial")
         partial.write_bytes(data)
         partial.replace(path)  # atomic: a concurrent load never reads half a file
-        self._known |= keys
+        self.known |= keys
         return path
 
 

@@ -1,9 +1,8 @@
 """CUDA graphs per bucket: bucket choice, static buffers, padded rows, keys, fallbacks.
 
-On a CPU the graph runner runs with ``ReplayCapture``, which keeps a graph's
-contract (the same static input and output tensors, refilled by each replay) by
-re-running the step on the static inputs; everything but the CUDA recording is
-the engine's real code. The cuda-marked tests capture real graphs.
+On a CPU the graph runner records with ``ReplayCapture`` (tests/engine/fake_graphs.py);
+everything but the CUDA recording is the engine's real code. The cuda-marked tests
+capture real graphs.
 """
 
 import warnings
@@ -15,38 +14,11 @@ import transformers
 import pipejit
 from pipejit.engine.graphs import GraphRunner, capture_plan, graph_batch, params_key
 from pipejit.tasks.base import Params
+from tests.engine.fake_graphs import ReplayCapture, graphed
 from tests.models import sentences
 from tests.parity import assert_same
 
 TEXTS = sentences(24, seed=5)
-
-
-class ReplayCapture:
-    """A CPU stand-in for CUDA graph capture, with the same buffer semantics."""
-
-    def __init__(self, fail=None):
-        self.warmups = 0
-        self.recorded: list[tuple[int, ...]] = []
-        self.fail = fail  # fail(static shape) -> an exception to raise while recording
-
-    def warmup(self, step):
-        self.warmups += 1
-        step()
-
-    def record(self, step):
-        outputs = step()
-        shape = tuple(next(iter(outputs.values())).shape)
-        if self.fail is not None and (error := self.fail(shape)) is not None:
-            raise error
-        outputs = {k: v.clone() for k, v in outputs.items()}
-        self.recorded.append(shape)
-
-        def replay():
-            with torch.inference_mode():  # the outputs are inference tensors, as captured
-                for name, value in step().items():
-                    outputs[name].copy_(value)
-
-        return replay, outputs
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +26,6 @@ def reference(model_folder):
     return transformers.pipeline(
         "text-classification", model=str(model_folder("text-classification"))
     )
-
-
-def graphed(reference, capture=None, **options):
-    """An eager pipejit pipeline whose graph runner records with ``capture``."""
-    engine = {k: options.pop(k) for k in ("length_buckets", "token_budget") if k in options}
-    pj = pipejit.pipeline(
-        "text-classification", model=reference.model.name_or_path, compile=False, **engine
-    )
-    pj.graphs = GraphRunner(pj.runner, pj.task, capture=capture or ReplayCapture(), **options)
-    return pj
 
 
 def test_graph_batch_rounds_up_within_the_ladder():

@@ -1,0 +1,102 @@
+"""Warmup policy, stats, and the persistent compile cache."""
+
+import os
+
+import pytest
+import torch
+import transformers
+
+import pipejit
+from pipejit.engine.compile_cache import SUFFIX, CompileCache
+from pipejit.engine.graphs import capture_plan
+from tests.engine.fake_graphs import ReplayCapture, graphed
+from tests.models import sentences
+from tests.parity import assert_same
+
+TEXTS = sentences(16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def reference(model_folder):
+    return transformers.pipeline(
+        "text-classification", model=str(model_folder("text-classification"))
+    )
+
+
+def test_default_warmup_captures_the_plan_largest_first(reference):
+    capture = ReplayCapture()
+    pj = graphed(
+        reference, capture, length_buckets=(32, 64, 128), batch_sizes=(1, 2, 4), max_tokens=256
+    )
+    stats = pj.warmup()
+    plan = capture_plan((32, 64, 128), (1, 2, 4), 256)
+    assert sorted(stats["captured_buckets"]) == sorted(plan)
+    assert [shape[0] for shape in capture.recorded] == [rows for rows, _ in plan]
+    assert stats["captures"] == len(plan) and set(stats["capture_seconds"]) == {
+        f"{b}x{n}" for b, n in plan
+    }
+    assert stats["batches"] == 0  # warmups and captures are not batches
+    texts = [t for t in TEXTS if len(reference.tokenizer(t)["input_ids"]) <= 64][:4]
+    assert_same(pj(texts, batch_size=4), reference(texts))
+    after = pj.stats()
+    assert after["captures"] == len(plan) and after["graph_hits"] >= 1
+
+
+def test_warmup_skips_what_ran_out_of_memory_and_lowers_the_limit(reference):
+    too_big = lambda shape: torch.OutOfMemoryError("out of memory") if shape[0] > 2 else None  # noqa: E731
+    pj = graphed(
+        reference, ReplayCapture(fail=too_big), length_buckets=(64, 128), batch_sizes=(1, 2, 4)
+    )
+    stats = pj.warmup()
+    # 4x128 fails (limit 256), then 4x64 fails (limit 128): 2x128 is skipped untried
+    assert stats["captured_buckets"] == [(1, 64), (1, 128), (2, 64)]
+    assert stats["oom_splits"] == 2 and stats["oom_token_limit"] == 128
+
+
+def test_warmup_without_graphs_compiles_each_length_at_batch_one(model_folder, counting_backend):
+    pj = pipejit.pipeline(
+        "text-classification",
+        model=str(model_folder("text-classification")),
+        shapes="static",
+        compile_backend=counting_backend,
+        length_buckets=(16, 32, 64),
+    )
+    stats = pj.warmup()
+    assert stats["buckets"] == [(1, 16), (1, 32), (1, 64), (1, 128)]
+    assert stats["compiles"] == counting_backend.graphs == 4
+    assert stats["captures"] == 0 and not stats["cuda_graphs"]
+
+
+def test_stats_keep_the_old_keys_and_add_graphs_and_backoff(pipelines):
+    ref, pj = pipelines("text-classification")
+    assert_same(pj(TEXTS, batch_size=4), ref(TEXTS))
+    stats = pj.stats()
+    old = {"compiled", "buckets", "compiles", "compile_seconds", "batches", "real_tokens"}
+    old |= {"padded_tokens", "padding_ratio", "compile_failed"}
+    new = {"cuda_graphs", "graphs_disabled", "captures", "captured_buckets", "capture_seconds"}
+    new |= {"graph_hits", "graph_fallbacks", "graph_padded_rows", "oom_splits", "oom_token_limit"}
+    assert old | new <= set(stats)
+    assert stats["real_tokens"] <= stats["padded_tokens"]
+    assert 0 <= stats["padding_ratio"] < 1 and stats["oom_splits"] == 0
+
+
+def test_compile_cache_folder_is_checked(tmp_path):
+    file = tmp_path / "not-a-folder"
+    file.write_text("x")
+    with pytest.raises(ValueError, match="compile_cache must be a folder"):
+        CompileCache(file)
+    assert CompileCache(tmp_path / "missing").load() == 0
+
+
+@pytest.mark.slow
+def test_a_second_process_starts_from_the_saved_artifacts(tmp_path):
+    from pipejit.bench.cold_start import run_child, tiny_classifier
+
+    model = tiny_classifier(tmp_path / "model", layers=1, hidden=64)
+    cache = tmp_path / "cache"
+    cold = run_child(model, cache, tmp_path, "cold")
+    files = sorted(os.listdir(cache))
+    assert cold["cache_files_loaded"] == 0 and len(files) == 1 and files[0].endswith(SUFFIX)
+    warm = run_child(model, cache, tmp_path, "warm")  # with its own empty inductor cache
+    assert warm["cache_files_loaded"] == 1 and warm["artifacts_loaded"] > 0
+    assert warm["compiles"] == cold["compiles"]
