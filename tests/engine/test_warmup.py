@@ -100,3 +100,4 @@ def test_a_second_process_starts_from_the_saved_artifacts(tmp_path):
     warm = run_child(model, cache, tmp_path, "warm")  # with its own empty inductor cache
     assert warm["cache_files_loaded"] == 1 and warm["artifacts_loaded"] > 0
     assert warm["compiles"] == cold["compiles"]
+    assert len(os.listdir(cache)) == 1  # nothing new compiled: no second file
