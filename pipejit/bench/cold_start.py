@@ -6,7 +6,12 @@ its own empty inductor cache directory, so that only what is measured can help:
 - ``cold``: nothing cached; compiles, then writes its artifacts to a fresh
   ``compile_cache`` folder;
 - ``warm``: loads that folder (``torch.compiler.load_cache_artifacts``) into its own
-  empty inductor cache first, as a fresh machine or container would.
+  empty inductor cache first, as a fresh machine or container would;
+- ``local``: no artifacts folder, but the cold run's inductor cache directory:
+  torch's own on-disk cache on the same machine.
+On a CPU the artifacts hold inductor's generated code but not the C++ kernels
+built from it, which ``warm`` compiles again and ``local`` finds on disk; on CUDA
+the artifacts carry the compiled Triton kernels as well.
 Each reports the whole process's seconds, the seconds from ``pipejit.pipeline(...)``
 to the first result, the compile seconds within it, and the artifacts it loaded.
 """
@@ -66,8 +71,10 @@ def child(model: str, cache: str) -> dict:
     }
 
 
-def run_child(model: str, cache: Path, scratch: Path, name: str) -> dict:
-    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(scratch / f"inductor-{name}"))
+def run_child(model: str, cache: Path, scratch: Path, name: str, inductor: str = "") -> dict:
+    """One process start on the ``cache`` folder, in the inductor cache directory
+    ``inductor`` (by default its own, empty)."""
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(scratch / f"inductor-{inductor or name}"))
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pipejit.bench.cold_start", "--child", model, str(cache)],
@@ -97,8 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         model = tiny_classifier(root / "model", args.layers, args.hidden)
         for round_ in range(args.rounds):
             cache = root / f"compile-cache-{round_}"
-            for name in ("cold", "warm"):
-                result = run_child(model, cache, root, f"{name}-{round_}")
+            runs = {
+                "cold": (cache, ""),
+                "warm": (cache, ""),
+                "local": (root / f"no-artifacts-{round_}", f"cold-{round_}"),
+            }
+            for name, (folder, inductor) in runs.items():
+                result = run_child(model, folder, root, f"{name}-{round_}", inductor)
                 print(
                     f"round {round_} {name}",
                     json.dumps({k: round(v, 2) for k, v in result.items()}),

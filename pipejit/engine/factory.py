@@ -79,9 +79,9 @@ def pipeline(
     """A pipeline with ``transformers.pipeline``'s meaning, run by pipejit's engine.
 
     Engine options (all optional): ``compile`` (``torch.compile``, eager when False),
-    ``shapes`` (``"static"``: one graph per bucket, the CUDA default; ``"dynamic"``:
-    one graph for all buckets, the CPU default), ``autocast`` (fp32 weights, forward
-    under ``torch.autocast``),
+    ``shapes`` (``"dynamic"``, the default: one compiled graph for all buckets;
+    ``"static"``: one per bucket, kernels specialised to each), ``autocast`` (fp32
+    weights, forward under ``torch.autocast``),
     ``token_budget`` (padded tokens per batch), ``max_batch_size``,
     ``length_buckets`` / ``batch_buckets`` (the shape ladders), ``sort_window``
     (how many streamed inputs are sorted together), ``progress`` (a tqdm bar),
