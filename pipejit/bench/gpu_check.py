@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model = random_classifier(args.model, Path(scratch) / "model")
         texts = sentences(args.items)
+        report["warmup"] = warmup(model, dtypes[0])
         report["latency"] = [
             latency(model, dtype, graphs, args.latency_calls)
             for dtype in dtypes
@@ -118,6 +119,32 @@ def run_cuda_tests(timeout: int = 300) -> dict:
         "summary": lines[-1] if lines else "(no output)",
         "tail": "\n".join(lines[-40:]),
     }
+
+
+def warmup(model: str, dtype: str) -> dict:
+    """Seconds to compile and capture every default bucket (the target: under 60 s)."""
+    import pipejit
+
+    start = time.perf_counter()
+    pipe = pipejit.pipeline("text-classification", model=model, device="cuda", dtype=dtype)
+    built = time.perf_counter() - start
+    stats = pipe.warmup()
+    result = {
+        "dtype": dtype,
+        "load_seconds": built,
+        "warmup_seconds": time.perf_counter() - start - built,
+        "compiles": stats["compiles"],
+        "compile_seconds": sum(stats["compile_seconds"].values()),
+        "captures": stats["captures"],
+        "capture_seconds": sum(stats["capture_seconds"].values()),
+        "graphs_disabled": stats["graphs_disabled"],
+        "gpu_memory_reserved_gib": torch.cuda.memory_reserved() / 2**30,
+    }
+    print(
+        f"warmup {dtype}: {result['captures']} captures and {result['compiles']} compiles "
+        f"in {result['warmup_seconds']:.1f} s"
+    )
+    return result
 
 
 def latency(model: str, dtype: str, graphs: bool | str, calls: int) -> dict:
@@ -235,6 +262,15 @@ def markdown(report: dict) -> str:
     ]
     if "tests" in report:
         lines += [f"cuda-marked tests: {report['tests']['summary']}", ""]
+    if "warmup" in report:
+        w = report["warmup"]
+        lines += [
+            f"`pipe.warmup()` on all default buckets, {w['dtype']}: {w['warmup_seconds']:.1f} s "
+            f"({w['compiles']} compiles, {w['compile_seconds']:.1f} s; {w['captures']} CUDA "
+            f"graph captures, {w['capture_seconds']:.1f} s; "
+            f"{w['gpu_memory_reserved_gib']:.1f} GiB reserved)",
+            "",
+        ]
     lines += [
         "## One sentence per call (ms, both engines interleaved)",
         "",

@@ -26,6 +26,15 @@ def fake_report(parity=True):
         "tests": {"returncode": 0, "summary": "12 passed in 80.0s"},
         "latency": [{"dtype": "float16", "cuda_graphs": True, "parity": True, **latency}],
         "quick": [{"dtype": "float16", "cuda_graphs": True, "runs": {8: engines}}],
+        "warmup": {
+            "dtype": "float16",
+            "warmup_seconds": 41.5,
+            "compiles": 2,
+            "compile_seconds": 30.0,
+            "captures": 150,
+            "capture_seconds": 9.0,
+            "gpu_memory_reserved_gib": 3.2,
+        },
         "model": "bert-base",
         "seconds": 420.0,
     }
@@ -46,6 +55,7 @@ def test_report_files_are_named_by_date_and_gpu(tmp_path):
     text = md_path.read_text()
     assert "| float16 | on | 6.000 | 0.300 | 0.400 | 20.0x | ok |" in text
     assert "| float16 | on | 8 | 100.0 | 250.0 | 2.50x | ok |" in text
+    assert "float16: 41.5 s (2 compiles, 30.0 s; 150 CUDA graph captures, 9.0 s" in text
 
 
 def test_status_needs_passing_tests_and_parity_everywhere():
