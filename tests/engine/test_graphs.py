@@ -248,3 +248,58 @@ def test_cuda_auto_turns_graphs_on_with_compile(model_folder):
     assert pipejit.pipeline("text-classification", model=folder, device="cuda").graphs is not None
     off = pipejit.pipeline("text-classification", model=folder, device="cuda", compile=False)
     assert off.graphs is None
+
+
+TASK_CALLS = {
+    "text-classification": ({"top_k": None}, True),
+    "token-classification": ({}, True),
+    "feature-extraction": ({}, True),
+    "zero-shot-classification": ({"candidate_labels": ["sports", "politics", "food"]}, True),
+    # its reduce finds the mask positions with nonzero(), a host sync: no graph
+    "fill-mask": ({}, False),
+}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("kind", sorted(TASK_CALLS))
+def test_cuda_graphs_for_every_task(model_folder, kind):
+    folder = str(model_folder(kind))
+    kwargs, graphed_ = TASK_CALLS[kind]
+    texts = TEXTS[:6] if kind != "fill-mask" else [f"{t} [MASK]." for t in TEXTS[:6]]
+    ref = transformers.pipeline(kind, model=folder, device="cuda")
+    pj = pipejit.pipeline(kind, model=folder, device="cuda", cuda_graphs=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = pj(texts, batch_size=4, **kwargs)
+    assert_same(got, ref(texts, **kwargs))
+    stats = pj.stats()
+    turned_off = [w for w in caught if "CUDA graphs turned off" in str(w.message)]
+    if graphed_:
+        assert stats["graph_hits"] > 0 and not turned_off
+    else:
+        assert stats["graph_hits"] == 0 and len(turned_off) == 1
+
+
+@pytest.mark.cuda
+def test_cuda_out_of_memory_backs_off_and_loses_nothing(model_folder):
+    # eager attention materialises the scores: 256 x 4 heads x 128 x 128 floats is 64 MiB
+    ref, pj = cuda_pair(
+        model_folder,
+        compile=False,
+        cuda_graphs=False,
+        length_buckets=(128,),
+        model_kwargs={"attn_implementation": "eager"},
+    )
+    texts = [f"{t} {' '.join(TEXTS[:5])}" for t in (TEXTS * 11)[:256]]
+    expected = ref(texts, truncation=True)
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_reserved() + 48 * 2**20) / total)
+    try:
+        got = pj(texts, batch_size=256, truncation=True)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert_same(got, expected)
+    stats = pj.stats()
+    assert stats["oom_splits"] >= 1 and stats["oom_token_limit"] < 256 * 128
