@@ -207,15 +207,18 @@ class GraphRunner:
         if graph is None:
             self.stats.fallbacks += 1
             return self.task.run(self.runner, inputs, params)
-        for name, value in inputs.items():
-            graph.inputs[name][:rows].copy_(value)
-        graph.replay()
+        # the static buffers are inference tensors, written only inside inference mode
+        with torch.inference_mode():
+            for name, value in inputs.items():
+                graph.inputs[name][:rows].copy_(value)
+            graph.replay()
+            # clones: the static outputs are overwritten by the next replay of any graph
+            outputs = {name: value[:rows].clone() for name, value in graph.outputs.items()}
         self.runner.count(tuple(next(iter(graph.inputs.values())).shape))
         self.stats.hits += 1
         self.stats.padded_rows += graph.rows - rows
         self.runner.stats.padded_tokens += (graph.rows - rows) * row_cost
-        # clones: the static outputs are overwritten by the next replay of any graph
-        return {name: value[:rows].clone() for name, value in graph.outputs.items()}
+        return outputs
 
     def capture_bucket(self, inputs: Tensors, params: Params, row_cost: int) -> bool:
         """Capture the graph of exactly this batch's shape now (``Pipeline.warmup``)."""
@@ -262,7 +265,8 @@ class GraphRunner:
     ) -> _Graph | None:
         if sum(len(f) for f in self._graphs.values()) >= self.max_graphs:
             return None
-        static = {name: _pad_rows(value, rows) for name, value in inputs.items()}
+        with torch.inference_mode():
+            static = {name: _pad_rows(value, rows) for name, value in inputs.items()}
 
         def step() -> Tensors:
             with self.runner.quiet(), torch.inference_mode():

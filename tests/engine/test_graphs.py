@@ -66,6 +66,14 @@ def test_replay_matches_transformers_and_drops_padded_rows(reference):
     assert pj.stats()["captures"] == 1 and pj.stats()["graph_hits"] == 2
 
 
+def test_captured_under_inference_mode_replays_outside_it(reference):
+    pj = graphed(reference, length_buckets=(128,), batch_sizes=(4,))
+    with torch.inference_mode():
+        assert_same(pj(TEXTS[:3]), reference(TEXTS[:3]))
+    assert_same(pj(TEXTS[3:7]), reference(TEXTS[3:7]))
+    assert pj.stats()["captures"] == 1 and pj.stats()["graph_hits"] == 2
+
+
 def test_lazy_capture_once_per_bucket_then_hits(reference):
     capture = ReplayCapture()
     pj = graphed(reference, capture, batch_sizes=(1, 2, 4, 8))
