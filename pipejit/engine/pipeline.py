@@ -9,7 +9,7 @@ for at most one window.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +18,9 @@ from pipejit.engine.collate import collate, to_host
 from pipejit.engine.runner import Runner
 from pipejit.engine.scheduler import plan_batches, windows
 from pipejit.tasks.base import Features, Params, Row, Task
+
+if TYPE_CHECKING:
+    from pipejit.engine.serve import MicroBatcher
 
 ENGINE_CALL_OPTIONS = {"batch_size", "progress"}
 
@@ -84,6 +87,14 @@ class Pipeline:
             )
         total = len(inputs) if hasattr(inputs, "__len__") else None
         return self._stream(_iterate(inputs), params, batch_size, progress, total=total)
+
+    def serve(self, **options: Any) -> MicroBatcher:
+        """A ``MicroBatcher`` on this pipeline: concurrent one-input calls, batched.
+        Options: ``max_batch_size``, ``max_wait_ms``, ``max_queue``, ``on_full``,
+        ``block_timeout_s``, ``deadline_s`` (see ``MicroBatcher``)."""
+        from pipejit.engine.serve import MicroBatcher
+
+        return MicroBatcher(self, **options)
 
     def warmup(
         self, lengths: Iterable[int] | None = None, batch_sizes: Iterable[int] | None = None
