@@ -5,10 +5,10 @@ future. One worker thread takes what is queued (waiting at most ``max_wait_ms``
 after the oldest request for more to arrive), groups requests by their
 parameters, preprocesses each input on its own, runs every group through the
 pipeline's length-sorted, bucketed forward, and resolves each future with its
-own output. An input that fails fails only its future: preprocessing and
-postprocessing are per input, and a failed batched forward (an out-of-memory
-error included) is retried on halves of the batch until the failing input runs
-alone.
+own output. An input that fails fails only its future (see ``isolation``):
+preprocessing and postprocessing are per input, and a failed batched forward
+(an out-of-memory error included) is retried on halves of the batch until the
+failing input runs alone.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import time
 from collections import Counter, deque
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import torch
-
+from pipejit.engine.isolation import run_each
 from pipejit.engine.pipeline import ENGINE_CALL_OPTIONS
 
 if TYPE_CHECKING:
     from pipejit.engine.pipeline import Pipeline
-    from pipejit.tasks.base import Features, Params, Row
+    from pipejit.tasks.base import Params
 
 log = logging.getLogger(__name__)
 
@@ -293,57 +293,21 @@ class MicroBatcher:
             self._run_group(group)
 
     def _run_group(self, group: list[_Request]) -> None:
-        """Requests of the same parameters: preprocess each, run them together,
-        postprocess each; every failure lands on its own request's future."""
-        prepared: list[tuple[_Request, list[Features]]] = []
-        for request in group:
-            try:
-                prepared.append((request, self._preprocess(request)))
-            except Exception as error:  # noqa: BLE001 - the input's own error, for its caller
-                self._fail(request, error)
+        """Requests of the same parameters run together; each failure lands on its
+        own request's future."""
         task = self.pipe.task
-        for request, features, rows in self._forward(prepared, group[0].params):
-            if isinstance(rows, BaseException):
-                self._fail(request, rows)
+        items = [request.item for request in group]
+        outputs = run_each(self.pipe, items, group[0].params, partial(self._count, "splits"))
+        for request, output in zip(group, outputs):
+            if isinstance(output, Exception):
+                self._fail(request, output)
                 continue
             try:
-                output = task.postprocess(request.item, features, rows, request.params)
                 output = task.format_single(output, request.item, request.kwargs)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - the input's own error, for its caller
                 self._fail(request, error)
                 continue
             self._resolve(request, output)
-
-    def _preprocess(self, request: _Request) -> list[Features]:
-        if request.item is None:
-            raise ValueError(f"{self.pipe.task.name} received None as input")
-        features, _ = self.pipe._preprocess([request.item], request.params, first_index=None)
-        return features
-
-    def _forward(
-        self, prepared: list[tuple[_Request, list[Features]]], params: Params
-    ) -> list[tuple[_Request, list[Features], list[Row] | Exception]]:
-        """Run all requests' items in the engine's batches; on an error, run each half
-        on its own, down to one request, whose error is then its own."""
-        if not prepared:
-            return []
-        features = [f for _, items in prepared for f in items]
-        try:
-            rows = self.pipe._forward(features, params, None)
-        except Exception as error:  # noqa: BLE001 - OOM and model errors alike: split and retry
-            if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            if len(prepared) == 1:
-                ((request, items),) = prepared
-                return [(request, items, error)]
-            self._count("splits")
-            half = len(prepared) // 2
-            return self._forward(prepared[:half], params) + self._forward(prepared[half:], params)
-        out, start = [], 0
-        for request, items in prepared:
-            out.append((request, items, rows[start : start + len(items)]))
-            start += len(items)
-        return out
 
     def _resolve(self, request: _Request, output: Any) -> None:
         request.future.set_result(output)
