@@ -126,6 +126,7 @@ def map_pipeline(
     num_gpus: float | None = None,
     cpus_per_actor: int | None = None,
     warmup: bool = True,
+    predictor: type[PipejitPredictor] = PipejitPredictor,
     **pipeline_options: Any,
 ) -> Any:
     """``ds`` with ``output_column`` added by ``pipejit.pipeline(task, model, ...)``
@@ -135,6 +136,7 @@ def map_pipeline(
     (``num_gpus=1`` each); without, one actor per ``CPU_CORES_PER_ACTOR`` cores
     (``cpus_per_actor`` each, and as many torch threads). ``batch_size`` rows go
     to each call, which the engine sorts by length and cuts by its token budget.
+    ``predictor`` may be a subclass of ``PipejitPredictor`` (to add columns, say).
     The other arguments are those of ``PipejitPredictor``.
     """
     import ray
@@ -161,7 +163,7 @@ def map_pipeline(
         **pipeline_options,
     )
     return ds.map_batches(
-        PipejitPredictor,
+        predictor,
         fn_constructor_args=(task, model),
         fn_constructor_kwargs=constructor,
         batch_size=batch_size,
