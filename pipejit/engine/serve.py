@@ -126,10 +126,11 @@ class MicroBatcher:
     async def asubmit(self, item: Any, *, deadline_s: float | None = None, **params: Any) -> Any:
         """``submit`` for asyncio: await the output. A full queue with
         ``on_full="block"`` waits in a helper thread, never on the event loop."""
+        block = self.on_full == "block"
         try:
-            future = self._enqueue(item, params, deadline_s, block=False)
+            future = self._enqueue(item, params, deadline_s, block=False, count_rejection=not block)
         except QueueFullError:
-            if self.on_full != "block":
+            if not block:
                 raise
             future = await asyncio.to_thread(self._enqueue, item, params, deadline_s, True)
         return await asyncio.wrap_future(future)
@@ -173,7 +174,12 @@ class MicroBatcher:
             }
 
     def _enqueue(
-        self, item: Any, kwargs: dict[str, Any], deadline_s: float | None, block: bool
+        self,
+        item: Any,
+        kwargs: dict[str, Any],
+        deadline_s: float | None,
+        block: bool,
+        count_rejection: bool = True,
     ) -> Future:
         for name in sorted(ENGINE_CALL_OPTIONS):
             if name in kwargs:
@@ -204,7 +210,7 @@ class MicroBatcher:
                     break
                 left = None if give_up is None else give_up - time.monotonic()
                 if not block or (left is not None and left <= 0):
-                    self._counts["rejected"] += 1
+                    self._counts["rejected"] += count_rejection
                     waited = "" if not block else f" after waiting {self.block_timeout_s} s"
                     raise QueueFullError(
                         f"the micro-batcher's queue is full ({self.max_queue} requests){waited}; "

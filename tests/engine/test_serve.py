@@ -257,6 +257,38 @@ def test_a_request_past_its_deadline_fails_with_a_timeout(pipe, gate):
         assert server.stats()["timed_out"] == 1
 
 
+def test_a_cancelled_request_never_runs(pipe, gate):
+    with pipe.serve(max_batch_size=1, max_wait_ms=0) as server:
+        running = server.submit("first")
+        assert gate.entered.wait(10)
+        cancelled = server.submit("second")
+        kept = server.submit("third")
+        assert cancelled.cancel()
+        gate.open()
+        assert_same(kept.result(timeout=30), pipe("third"))
+        assert running.result()
+        stats = server.stats()
+    assert stats["cancelled"] == 1 and stats["completed"] == 2
+
+
+def test_asubmit_waits_off_the_event_loop_when_the_queue_is_full(pipe, gate):
+    async def main(server):
+        running = asyncio.ensure_future(server.asubmit("first"))
+        while not gate.entered.is_set():
+            await asyncio.sleep(0.01)
+        queued = asyncio.ensure_future(server.asubmit("second"))
+        blocked = asyncio.ensure_future(server.asubmit("third"))
+        await asyncio.sleep(0.1)
+        assert not blocked.done()  # waiting for room, while the event loop runs on
+        gate.open()
+        return await asyncio.gather(running, queued, blocked)
+
+    with pipe.serve(max_queue=1, max_batch_size=1, max_wait_ms=0, on_full="block") as server:
+        answers = asyncio.run(main(server))
+        assert server.stats()["rejected"] == 0
+    assert_same(answers, [pipe(text) for text in ("first", "second", "third")])
+
+
 def test_close_with_requests_in_flight_leaves_no_future_pending(pipe):
     texts = sentences(300, seed=11)
     server = pipe.serve(max_wait_ms=1, max_batch_size=16)
