@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pipejit
@@ -118,6 +119,33 @@ def test_map_pipeline_defaults_keep_order_and_raise_on_a_bad_row(local_ray, fold
     )
     with pytest.raises(Exception, match=r"row 42 of a batch of 100 \(None\).*received None"):
         bad.take_all()
+
+
+@pytest.mark.parametrize(
+    "task, params",
+    [
+        ("token-classification", {"aggregation_strategy": "simple"}),
+        ("fill-mask", {"top_k": 3}),
+        ("feature-extraction", {}),
+        ("zero-shot-classification", {"candidate_labels": ["sports", "politics"]}),
+    ],
+)
+def test_every_text_task_answers_a_batch_as_a_list_call(model_folder, task, params):
+    """The actor's work on one numpy batch, without Ray: outputs as the list call's,
+    in a column Arrow can store."""
+    import pyarrow
+
+    folder = str(model_folder(task))
+    texts = sentences(12, seed=4)
+    if task == "fill-mask":
+        texts = [f"{text} [MASK]" for text in texts]
+    batch = {"id": np.arange(len(texts)), "text": np.array(texts, dtype=object)}
+    predictor = PipejitPredictor(task, folder, params=params, on_error="column", compile=False)
+    out = predictor(batch)
+    expected = pipejit.pipeline(task, model=folder, compile=False)(texts, **params)
+    assert_same(out["output"], expected)
+    assert out["error"] == [None] * len(texts)
+    assert len(pyarrow.array(out["output"])) == len(texts)
 
 
 def test_bad_options_are_named(folder):
