@@ -245,8 +245,8 @@ class MicroBatcher:
                         self._fail(request, error)
                 requests = []
         except BaseException as error:
-            # The worker is going away (interpreter shutdown, KeyboardInterrupt, a bug):
-            # say so, and leave no future pending.
+            # The worker is going away (KeyboardInterrupt, SystemExit, a bug): log it,
+            # leave no future pending, and make every later submit raise with the cause.
             log.exception("pipejit micro-batcher: the worker stopped")
             with self._lock:
                 self._stopped = error
@@ -256,7 +256,6 @@ class MicroBatcher:
             stopped = ServerClosedError(f"the micro-batcher's worker stopped: {error!r}")
             for request in requests + queued:
                 self._fail(request, stopped)
-            raise
 
     def _next_batch(self) -> list[_Request] | None:
         """Wait for requests; None once closed and drained."""
