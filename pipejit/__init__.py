@@ -2,6 +2,7 @@
 
 from pipejit.engine.factory import pipeline
 from pipejit.engine.pipeline import Pipeline
+from pipejit.engine.serve import MicroBatcher
 
 __version__ = "0.1.0"
-__all__ = ["Pipeline", "__version__", "pipeline"]
+__all__ = ["MicroBatcher", "Pipeline", "__version__", "pipeline"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +22,9 @@ from pipejit.engine.memory import Backoff
 from pipejit.engine.runner import Runner
 from pipejit.engine.scheduler import plan_batches, windows
 from pipejit.tasks.base import Features, Params, Row, Task
+
+if TYPE_CHECKING:
+    from pipejit.engine.serve import MicroBatcher
 
 ENGINE_CALL_OPTIONS = {"batch_size", "progress"}
 
@@ -94,6 +97,14 @@ class Pipeline:
             )
         total = len(inputs) if hasattr(inputs, "__len__") else None
         return self._stream(_iterate(inputs), params, batch_size, progress, total=total)
+
+    def serve(self, **options: Any) -> MicroBatcher:
+        """A ``MicroBatcher`` on this pipeline: concurrent one-input calls, batched.
+        Options: ``max_batch_size``, ``max_wait_ms``, ``max_queue``, ``on_full``,
+        ``block_timeout_s``, ``deadline_s`` (see ``MicroBatcher``)."""
+        from pipejit.engine.serve import MicroBatcher
+
+        return MicroBatcher(self, **options)
 
     def warmup(
         self, lengths: Iterable[int] | None = None, batch_sizes: Iterable[int] | None = None
