@@ -29,8 +29,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DTYPES = ("float32", "float16", "bfloat16")
 # what the benchmark needs from pipejit.bench.quick.run_quick on a GPU
 QUICK_OPTIONS = ("device", "dtype", "cuda_graphs")
-# (rel, abs) tolerances of scores against transformers, by dtype
-TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (2e-2, 2e-3), "bfloat16": (5e-2, 1e-2)}
 # torch.compile's own CUDA graphs (cudagraph trees) in place of pipejit's captures
 REDUCE_OVERHEAD = "reduce-overhead"
 LATENCY_TEXT = "This restaurant is awesome, the service was quick and the food even better."
@@ -163,7 +161,7 @@ def latency(model: str, dtype: str, graphs: bool | str, calls: int) -> dict:
     ours = pipejit.pipeline(
         "text-classification", model=model, device="cuda", dtype=dtype, **options
     )
-    from pipejit.bench.parity import outputs_match
+    from pipejit.bench.parity import TOLERANCE, outputs_match
 
     for _ in range(3):  # compile and capture outside the timings
         got, expected = ours(LATENCY_TEXT), reference(LATENCY_TEXT)

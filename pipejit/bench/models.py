@@ -1,11 +1,32 @@
-"""Benchmark models: random weights at real sizes, and the packaged all-MiniLM-L6-v2."""
+"""Benchmark models: random weights at real sizes, and the packaged all-MiniLM-L6-v2.
+
+Every builder saves a model and its tokenizer or processor, built offline, to a
+folder, so both engines load the same thing. ``tiny`` sizes exist for the CLI's
+own tests.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2TokenizerFast,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessor,
+    Wav2Vec2Config,
+    Wav2Vec2CTCTokenizer,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForCTC,
+    Wav2Vec2Processor,
+)
 
 # A distilbert-size encoder: 6 layers, hidden 768, 12 heads, as a BERT classifier.
 DISTILBERT_SIZE = dict(
@@ -14,7 +35,8 @@ DISTILBERT_SIZE = dict(
 BERT_BASE = dict(
     hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
 )
-SIZES = {"distilbert": DISTILBERT_SIZE, "bert-base": BERT_BASE}
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+SIZES = {"distilbert": DISTILBERT_SIZE, "bert-base": BERT_BASE, "tiny": TINY}
 
 
 def minilm_folder() -> str:
@@ -48,3 +70,53 @@ def flops_per_token(model: torch.nn.Module) -> int:
     pooler = getattr(encoder, "pooler", None)
     pooled = {id(m) for m in pooler.modules()} if pooler is not None else set()
     return 2 * sum(m.weight.numel() for m in linears if id(m) not in pooled)
+
+
+def vit_classifier(folder: Path, tiny: bool = False, seed: int = 0) -> str:
+    """A vit-base-size image classifier (1000 labels) with random weights."""
+    sizes = dict(image_size=32, patch_size=8, **TINY) if tiny else {}
+    labels = {i: f"class_{i}" for i in range(1000)}
+    config = ViTConfig(id2label=labels, label2id={v: k for k, v in labels.items()}, **sizes)
+    torch.manual_seed(seed)
+    ViTForImageClassification(config).eval().save_pretrained(folder)
+    size = config.image_size
+    ViTImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
+    return str(folder)
+
+
+def wav2vec2_ctc(folder: Path, tiny: bool = False, seed: int = 0) -> str:
+    """A wav2vec2-base-size CTC speech recogniser over letters, with random weights."""
+    letters = ["<pad>", "<s>", "</s>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz'"]
+    vocab_file = Path(folder) / "vocab.json"
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    vocab_file.write_text(json.dumps({c: i for i, c in enumerate(letters)}))
+    tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file))
+    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=False)
+    sizes = dict(conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), **TINY) if tiny else {}
+    if tiny:
+        sizes |= dict(num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    config = Wav2Vec2Config(vocab_size=len(letters), pad_token_id=0, **sizes)
+    torch.manual_seed(seed)
+    Wav2Vec2ForCTC(config).eval().save_pretrained(folder)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    return str(folder)
+
+
+def gpt2_lm(folder: Path, texts: list[str], tiny: bool = False, seed: int = 0) -> str:
+    """A gpt2-size causal LM with random weights and a byte-level BPE trained on ``texts``.
+
+    The vocabulary is the trained one (a few thousand tokens), not GPT-2's 50,257:
+    the transformer layers cost what GPT-2's cost, the output projection less.
+    """
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=4096, special_tokens=["<|endoftext|>"])
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
+    sizes = dict(n_embd=32, n_layer=2, n_head=2) if tiny else {}
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, **sizes)
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

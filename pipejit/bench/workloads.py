@@ -1,4 +1,4 @@
-"""Seeded, offline text workloads with realistic length distributions."""
+"""Seeded, offline workloads with realistic distributions: texts, images and audio clips."""
 
 from __future__ import annotations
 
@@ -31,3 +31,56 @@ def sentences(count: int, seed: int = 0) -> list[str]:
     )
     words = np.array(VOCABULARY)
     return [" ".join(rng.choice(words, size=n)).capitalize() + "." for n in counts]
+
+
+def queries(count: int, seed: int = 0) -> list[str]:
+    """Search-like queries of 5 to 20 words."""
+    rng = np.random.default_rng(seed)
+    words = np.array(VOCABULARY)
+    return [" ".join(rng.choice(words, size=n)) for n in rng.integers(5, 21, size=count)]
+
+
+def reviews(count: int, seed: int = 0) -> list[str]:
+    """IMDB-like reviews: lognormal, mean about 230 words, up to about 512 tokens."""
+    rng = np.random.default_rng(seed)
+    sigma = 0.5
+    counts = np.clip(rng.lognormal(np.log(230) - sigma**2 / 2, sigma, size=count), 20, 480)
+    words = np.array(VOCABULARY)
+    return [
+        ". ".join(" ".join(rng.choice(words, size=12)) for _ in range(max(1, int(n) // 12)))
+        for n in counts
+    ]
+
+
+def images(count: int, seed: int = 0) -> list:
+    """PIL images: half 224x224, half of mixed sizes from 96 to 640 pixels a side."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        height, width = (224, 224) if i % 2 == 0 else rng.integers(96, 641, size=2)
+        # smooth gradients plus noise: compressible like photos, not flat like a blank
+        y, x = np.mgrid[0:height, 0:width]
+        base = (x[..., None] * rng.random(3) + y[..., None] * rng.random(3)) % 256
+        pixels = np.clip(base + rng.normal(0, 12, size=(height, width, 3)), 0, 255)
+        out.append(Image.fromarray(pixels.astype(np.uint8), mode="RGB"))
+    return out
+
+
+def audio_clips(count: int, seed: int = 0, sampling_rate: int = 16_000) -> list[np.ndarray]:
+    """Mono float32 clips of 1 to 30 seconds: tones in noise, at ``sampling_rate``."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    for seconds in rng.uniform(1, 30, size=count):
+        t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+        tone = np.sin(2 * np.pi * rng.uniform(100, 1000) * t)
+        clips.append((0.3 * tone + 0.05 * rng.standard_normal(t.shape)).astype(np.float32))
+    return clips
+
+
+def prompts(count: int, seed: int = 0) -> list[str]:
+    """Generation prompts of mixed lengths, 4 to 60 words."""
+    rng = np.random.default_rng(seed)
+    words = np.array(VOCABULARY)
+    return [" ".join(rng.choice(words, size=n)) for n in rng.integers(4, 61, size=count)]
