@@ -11,22 +11,8 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoTokenizer,
-    BertConfig,
-    BertForSequenceClassification,
-    GPT2Config,
-    GPT2LMHeadModel,
-    GPT2TokenizerFast,
-    ViTConfig,
-    ViTForImageClassification,
-    ViTImageProcessor,
-    Wav2Vec2Config,
-    Wav2Vec2CTCTokenizer,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2ForCTC,
-    Wav2Vec2Processor,
-)
+import transformers
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 # A distilbert-size encoder: 6 layers, hidden 768, 12 heads, as a BERT classifier.
 DISTILBERT_SIZE = dict(
@@ -35,8 +21,12 @@ DISTILBERT_SIZE = dict(
 BERT_BASE = dict(
     hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
 )
+# all-MiniLM-L6-v2's shape as a classifier: a model sized for latency-sensitive services
+MINILM_SIZE = dict(
+    hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
+)
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-SIZES = {"distilbert": DISTILBERT_SIZE, "bert-base": BERT_BASE, "tiny": TINY}
+SIZES = {"distilbert": DISTILBERT_SIZE, "bert-base": BERT_BASE, "minilm": MINILM_SIZE, "tiny": TINY}
 
 
 def minilm_folder() -> str:
@@ -76,11 +66,13 @@ def vit_classifier(folder: Path, tiny: bool = False, seed: int = 0) -> str:
     """A vit-base-size image classifier (1000 labels) with random weights."""
     sizes = dict(image_size=32, patch_size=8, **TINY) if tiny else {}
     labels = {i: f"class_{i}" for i in range(1000)}
-    config = ViTConfig(id2label=labels, label2id={v: k for k, v in labels.items()}, **sizes)
+    config = transformers.ViTConfig(
+        id2label=labels, label2id={v: k for k, v in labels.items()}, **sizes
+    )
     torch.manual_seed(seed)
-    ViTForImageClassification(config).eval().save_pretrained(folder)
+    transformers.ViTForImageClassification(config).eval().save_pretrained(folder)
     size = config.image_size
-    ViTImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
+    transformers.ViTImageProcessor(size={"height": size, "width": size}).save_pretrained(folder)
     return str(folder)
 
 
@@ -90,15 +82,17 @@ def wav2vec2_ctc(folder: Path, tiny: bool = False, seed: int = 0) -> str:
     vocab_file = Path(folder) / "vocab.json"
     Path(folder).mkdir(parents=True, exist_ok=True)
     vocab_file.write_text(json.dumps({c: i for i, c in enumerate(letters)}))
-    tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file))
-    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=False)
+    tokenizer = transformers.Wav2Vec2CTCTokenizer(str(vocab_file))
+    extractor = transformers.Wav2Vec2FeatureExtractor(return_attention_mask=False)
     sizes = dict(conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), **TINY) if tiny else {}
     if tiny:
         sizes |= dict(num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-    config = Wav2Vec2Config(vocab_size=len(letters), pad_token_id=0, **sizes)
+    config = transformers.Wav2Vec2Config(vocab_size=len(letters), pad_token_id=0, **sizes)
     torch.manual_seed(seed)
-    Wav2Vec2ForCTC(config).eval().save_pretrained(folder)
-    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    transformers.Wav2Vec2ForCTC(config).eval().save_pretrained(folder)
+    transformers.Wav2Vec2Processor(
+        feature_extractor=extractor, tokenizer=tokenizer
+    ).save_pretrained(folder)
     return str(folder)
 
 
@@ -112,11 +106,15 @@ def gpt2_lm(folder: Path, texts: list[str], tiny: bool = False, seed: int = 0) -
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=4096, special_tokens=["<|endoftext|>"])
-    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
+    tokenizer = transformers.GPT2TokenizerFast(
+        tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>"
+    )
     sizes = dict(n_embd=32, n_layer=2, n_head=2) if tiny else {}
     eos = tokenizer.eos_token_id
-    config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, **sizes)
+    config = transformers.GPT2Config(
+        vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, **sizes
+    )
     torch.manual_seed(seed)
-    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    transformers.GPT2LMHeadModel(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pipejit
+from pipejit.bench.models import random_classifier
 from pipejit.bench.parity import outputs_match
-from pipejit.bench.serve import queries, small_classifier
+from pipejit.bench.workloads import queries
 from pipejit.integrations.ray import PipejitPredictor, map_pipeline
 
 
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         with tempfile.TemporaryDirectory() as folder:
-            model = args.model or small_classifier(Path(folder))
+            model = args.model or random_classifier("minilm", Path(folder))
             report = run_ray_bench(
                 model, queries(args.rows), args.actors, args.rounds, args.batch_size, cpus
             )

@@ -21,42 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 import pipejit
-from pipejit.bench.models import minilm_folder
+from pipejit.bench.models import random_classifier
 from pipejit.bench.parity import outputs_match
-from pipejit.bench.workloads import sentences
-
-# all-MiniLM-L6-v2's shape as a classifier: a model sized for latency-sensitive services
-MINILM_SIZE = dict(
-    hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536
-)
-
-
-def small_classifier(folder: Path, seed: int = 0) -> str:
-    """A MiniLM-size BERT classifier with random weights and MiniLM's real tokenizer."""
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
-    labels = {0: "NEGATIVE", 1: "POSITIVE"}
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        id2label=labels,
-        label2id={v: k for k, v in labels.items()},
-        **MINILM_SIZE,
-    )
-    torch.manual_seed(seed)
-    BertForSequenceClassification(config).eval().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
-def queries(count: int, seed: int = 0) -> list[str]:
-    """Service-sized requests: the workload's sentences cut to a quarter (about 14 words)."""
-    out = []
-    for text in sentences(count, seed):
-        words = text.split()
-        out.append(" ".join(words[: max(3, len(words) // 4)]))
-    return out
+from pipejit.bench.workloads import queries
 
 
 def closed_loop(call: Callable[[str], Any], texts: list[str], callers: int) -> dict[str, Any]:
@@ -141,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        model = args.model or small_classifier(Path(folder))
+        model = args.model or random_classifier("minilm", Path(folder))
         report = run_serve_bench(
             model,
             queries(args.requests),
