@@ -104,7 +104,9 @@ class Pipeline:
             "compiled": self.runner.compiled,
             "buckets": sorted(s.buckets),
             "compiles": len(s.compile_seconds),
-            "compile_seconds": {f"{b}x{n}": round(t, 3) for (b, n), t in s.compile_seconds.items()},
+            "compile_seconds": {
+                "x".join(map(str, shape)): round(t, 3) for shape, t in s.compile_seconds.items()
+            },
             "batches": s.batches,
             "real_tokens": s.real_tokens,
             "padded_tokens": s.padded_tokens,
