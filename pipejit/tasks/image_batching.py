@@ -78,7 +78,7 @@ class ImageTask(Task):
         """An image's cost against the token budget: its processed area in patches."""
         patch = getattr(self.config, "patch_size", None)
         patch = patch if isinstance(patch, int) and patch > 0 else DEFAULT_PATCH
-        pixels = tensors["pixel_values"] if "pixel_values" in tensors else next(iter(tensors.values()))
+        pixels = tensors.get("pixel_values", next(iter(tensors.values())))
         height, width = pixels.shape[-2:]
         return max(1, (height * width) // (patch * patch))
 

@@ -19,7 +19,10 @@ class ImageFeatureExtraction(ImageTask):
         pre = dict(kwargs.get("image_processor_kwargs") or {})
         if kwargs.get("timeout") is not None:
             pre["timeout"] = kwargs["timeout"]
-        post = {"pool": bool(kwargs.get("pool")), "return_tensors": bool(kwargs.get("return_tensors"))}
+        post = {
+            "pool": bool(kwargs.get("pool")),
+            "return_tensors": bool(kwargs.get("return_tensors")),
+        }
         return Params(preprocess=pre, postprocess=post)
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:

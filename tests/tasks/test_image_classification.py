@@ -109,7 +109,7 @@ def test_compiled_matches(tmp_path_factory):
     assert pj.stats()["compile_failed"] is None
 
 
-def test_image_mode_is_kept_for_the_processor(pair):
+def test_a_single_transparent_rgba_image_loads_as_rgb(pair):
     # a single RGBA image loads as RGB, as transformers loads it
     ref, pj = pair
     image = Image.new("RGBA", (40, 30), (10, 200, 30, 0))
