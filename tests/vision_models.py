@@ -19,15 +19,21 @@ from transformers import (
     DetrForSegmentation,
     GLPNConfig,
     GLPNForDepthEstimation,
+    Mask2FormerConfig,
+    Mask2FormerForUniversalSegmentation,
     ResNetConfig,
     SegformerConfig,
     SegformerForSemanticSegmentation,
+    SwinConfig,
     ViTConfig,
     ViTForImageClassification,
     ViTModel,
 )
 from transformers.models.detr.image_processing_pil_detr import DetrImageProcessorPil
 from transformers.models.glpn.image_processing_pil_glpn import GLPNImageProcessorPil
+from transformers.models.mask2former.image_processing_pil_mask2former import (
+    Mask2FormerImageProcessorPil,
+)
 from transformers.models.segformer.image_processing_pil_segformer import (
     SegformerImageProcessorPil,
 )
@@ -81,6 +87,34 @@ def detr_config(stages: int = 2, **overrides) -> DetrConfig:
     return DetrConfig(**settings)
 
 
+def mask2former_config(**overrides) -> Mask2FormerConfig:
+    """Mask2Former on a four-stage Swin; its pixel decoder's group norms need 32 channels."""
+    backbone = SwinConfig(
+        image_size=64,
+        patch_size=4,
+        embed_dim=8,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=2,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    settings = dict(
+        backbone_config=backbone,
+        use_pretrained_backbone=False,
+        hidden_dim=32,
+        mask_feature_size=32,
+        feature_size=32,
+        num_queries=8,
+        encoder_layers=1,
+        decoder_layers=2,
+        num_attention_heads=2,
+        dim_feedforward=32,
+        encoder_feedforward_dim=32,
+    )
+    settings.update(overrides)
+    return Mask2FormerConfig(**settings)
+
+
 def _vit_processor():
     return ViTImageProcessorPil(size={"height": 32, "width": 32})
 
@@ -126,6 +160,12 @@ BUILDERS = {
             )
         ),
         _detr_processor,
+    ),
+    "image-segmentation-mask2former": (
+        lambda: Mask2FormerForUniversalSegmentation(mask2former_config(**_labels(OBJECTS + STUFF))),
+        lambda: Mask2FormerImageProcessorPil(
+            size={"shortest_edge": 48, "longest_edge": 80}, size_divisor=32
+        ),
     ),
     "depth-estimation": (
         lambda: GLPNForDepthEstimation(

@@ -114,3 +114,27 @@ def test_a_single_transparent_rgba_image_loads_as_rgb(pair):
     ref, pj = pair
     image = Image.new("RGBA", (40, 30), (10, 200, 30, 0))
     assert_same(pj(image), ref(image))
+
+
+def test_timeout_is_accepted(pair, tmp_path):
+    ref, pj = pair
+    path = tmp_path / "timed.png"
+    IMAGES[6].save(path)
+    assert_same(pj(str(path), timeout=5.0), ref(str(path), timeout=5.0))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("shapes", ["static", "dynamic"])
+def test_cuda_compiled_matches_transformers(tmp_path_factory, shapes):
+    import torch
+
+    ref, pj = vision_pair(
+        "image-classification",
+        tmp_path_factory.mktemp("vit_cls_cuda"),
+        device="cuda",
+        compile=True,
+        shapes=shapes,
+    )
+    # GPU matmuls may use TF32: compare with the half-precision tolerance
+    assert_same(pj(IMAGES, batch_size=4), ref(IMAGES), dtype=torch.float16)
+    assert_same(pj(IMAGES[0]), ref(IMAGES[0]), dtype=torch.float16)

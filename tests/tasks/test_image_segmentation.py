@@ -93,3 +93,27 @@ def test_grayscale_rgba_and_bad_inputs(segformer, tmp_path):
     with pytest.raises(ValueError, match="input 1: .*not an image"):
         pj([IMAGES[0], str(corrupt)])
     assert_same_lists(pj(IMAGES[:2]), ref(IMAGES[:2]))
+
+
+@pytest.fixture(scope="module")
+def mask2former(tmp_path_factory):
+    return vision_pair(
+        "image-segmentation-mask2former", tmp_path_factory.mktemp("m2f"), "image-segmentation"
+    )
+
+
+@pytest.mark.parametrize("subtask", [None, "semantic", "instance", "panoptic"])
+@pytest.mark.parametrize("options", [{}, OPTIONS[0], OPTIONS[2]])
+def test_mask2former_subtasks_and_thresholds(mask2former, subtask, options):
+    ref, pj = mask2former
+    expected = ref(IMAGES[:5], subtask=subtask, **options)
+    assert_same_lists(pj(IMAGES[:5], subtask=subtask, batch_size=4, **options), expected)
+    assert_same_segments(pj(IMAGES[0], subtask=subtask, **options), expected[0])
+
+
+def test_mask2former_finds_instances_in_shape_groups(mask2former):
+    _, pj = mask2former
+    got = pj(IMAGES, subtask="instance", threshold=0.0, batch_size=8)
+    assert all(len(segments) > 0 for segments in got)
+    shapes = {tuple(pj.task.image_processor(i)["pixel_values"][0].shape) for i in IMAGES}
+    assert len(shapes) > 1
