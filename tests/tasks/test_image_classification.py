@@ -138,3 +138,10 @@ def test_cuda_compiled_matches_transformers(tmp_path_factory, shapes):
     # GPU matmuls may use TF32: compare with the half-precision tolerance
     assert_same(pj(IMAGES, batch_size=4), ref(IMAGES), dtype=torch.float16)
     assert_same(pj(IMAGES[0]), ref(IMAGES[0]), dtype=torch.float16)
+
+
+def test_a_stream_of_images_comes_back_in_order(pair):
+    ref, pj = pair
+    stream = pj((image for image in IMAGES), batch_size=4)
+    assert not isinstance(stream, list)
+    assert_same(list(stream), ref(IMAGES))
