@@ -31,12 +31,19 @@ LOADING_OPTIONS = {
     "trust_remote_code",
     "model_kwargs",
     "device_map",
+    "image_processor",
+    "feature_extractor",
+    "processor",
 }
 # Architecture name endings, in the order transformers' own task defaults would pick them.
 ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
     ("ForMaskedLM", "fill-mask"),
+    ("ForImageClassification", "image-classification"),
+    ("ForObjectDetection", "object-detection"),
+    ("Segmentation", "image-segmentation"),
+    ("ForDepthEstimation", "depth-estimation"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a

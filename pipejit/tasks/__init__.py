@@ -10,8 +10,13 @@ from __future__ import annotations
 from transformers import Pipeline as ReferencePipeline
 
 from pipejit.tasks.base import Task
+from pipejit.tasks.depth_estimation import DepthEstimation
 from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
+from pipejit.tasks.image_classification import ImageClassification
+from pipejit.tasks.image_feature_extraction import ImageFeatureExtraction
+from pipejit.tasks.image_segmentation import ImageSegmentation
+from pipejit.tasks.object_detection import ObjectDetection
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
@@ -22,6 +27,11 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     FillMask,
     FeatureExtraction,
     ZeroShotClassification,
+    ImageClassification,
+    ImageFeatureExtraction,
+    ObjectDetection,
+    ImageSegmentation,
+    DepthEstimation,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:

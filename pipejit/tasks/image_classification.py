@@ -1,0 +1,76 @@
+"""image-classification: the top labels of one image, scored on the device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from pipejit.tasks.base import Features, Params, Row, reject_unknown
+from pipejit.tasks.image_batching import ImageTask
+
+FUNCTIONS = ("softmax", "sigmoid", "none")
+DEFAULT_TOP_K = 5
+
+
+class ImageClassification(ImageTask):
+    name = "image-classification"
+    accepts_arrays = True
+
+    def parse_params(self, kwargs: dict[str, Any]) -> Params:
+        reject_unknown(self.name, kwargs, {"top_k", "function_to_apply", "timeout"})
+        top_k = kwargs.get("top_k")
+        top_k = DEFAULT_TOP_K if top_k is None else top_k
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+            raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
+        function = kwargs.get("function_to_apply")
+        function = self.default_function() if function is None else function_name(function)
+        pre = {"timeout": kwargs["timeout"]} if kwargs.get("timeout") is not None else {}
+        top_k = min(top_k, self.config.num_labels)
+        return Params(preprocess=pre, postprocess={"top_k": top_k, "function": function})
+
+    def default_function(self) -> str:
+        """transformers' choice when function_to_apply is not given."""
+        problem = self.config.problem_type
+        if problem == "regression":
+            return "none"
+        if problem == "multi_label_classification" or self.config.num_labels == 1:
+            return "sigmoid"
+        if problem == "single_label_classification" or self.config.num_labels > 1:
+            return "softmax"
+        configured = getattr(self.config, "function_to_apply", None)
+        return function_name(configured) if configured is not None else "none"
+
+    def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
+        post = params.postprocess
+        scores, labels = ranked_scores(outputs.logits, post["function"], post["top_k"])
+        return {"scores": scores, "labels": labels}
+
+    def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
+        (row,) = rows
+        id2label = self.config.id2label
+        return [
+            {"label": id2label[int(i)], "score": float(s)}
+            for s, i in zip(row["scores"], row["labels"])
+        ]
+
+
+def ranked_scores(logits: torch.Tensor, function: str, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's ``k`` best scores after ``function``, best first; ties keep label order."""
+    logits = logits.float()
+    if function == "softmax":
+        scores = logits.softmax(-1)
+    elif function == "sigmoid":
+        scores = logits.sigmoid()
+    else:
+        scores = logits
+    values, labels = torch.sort(scores, dim=-1, descending=True, stable=True)
+    return values[:, :k], labels[:, :k]
+
+
+def function_name(function: Any) -> str:
+    """``function_to_apply`` as a name: a string in any case, or transformers' enum."""
+    name = str(getattr(function, "value", function)).lower()
+    if name not in FUNCTIONS:
+        raise ValueError(f"function_to_apply must be one of {FUNCTIONS}, got {function!r}")
+    return name
