@@ -29,6 +29,7 @@ ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
     ("ForMaskedLM", "fill-mask"),
+    ("ForVideoClassification", "video-classification"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a
@@ -82,7 +83,7 @@ def pipeline(
     reference.model.eval()
     task_obj = build_task(task_name, reference)
     runner = Runner(
-        reference.model,
+        task_obj.forward_module,
         compile=compile,
         shapes=shapes or DEFAULT_SHAPES.get(torch_device.type, "static"),
         backend=compile_backend,

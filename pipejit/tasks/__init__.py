@@ -15,6 +15,7 @@ from pipejit.tasks.fill_mask import FillMask
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
+from pipejit.tasks.zero_shot_image_classification import ZeroShotImageClassification
 
 TASK_CLASSES: tuple[type[Task], ...] = (
     TextClassification,
@@ -22,6 +23,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     FillMask,
     FeatureExtraction,
     ZeroShotClassification,
+    ZeroShotImageClassification,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
