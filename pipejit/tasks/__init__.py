@@ -14,6 +14,7 @@ from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
+from pipejit.tasks.video_classification import VideoClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
 from pipejit.tasks.zero_shot_image_classification import ZeroShotImageClassification
 
@@ -24,6 +25,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     FeatureExtraction,
     ZeroShotClassification,
     ZeroShotImageClassification,
+    VideoClassification,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
