@@ -20,6 +20,9 @@ from transformers import (
     CLIPImageProcessor,
     CLIPModel,
     CLIPTokenizer,
+    Owlv2Config,
+    Owlv2ForObjectDetection,
+    Owlv2ImageProcessor,
     OwlViTConfig,
     OwlViTForObjectDetection,
     OwlViTImageProcessor,
@@ -93,20 +96,31 @@ def build_clip(folder: Path) -> None:
     ).save_pretrained(folder)
 
 
-def build_owlvit(folder: Path) -> None:
+def _build_detector(folder: Path, config_class, model_class, processor) -> None:
     tokenizer = build_clip_tokenizer(folder)
-    config = OwlViTConfig(
+    config = config_class(
         text_config=_text_config(tokenizer),
         vision_config=_vision_config(32),
         projection_dim=32,
     )
-    model = OwlViTForObjectDetection(config).eval()
-    with torch.no_grad():  # spread the class head so that several boxes pass the threshold
-        model.class_head.logit_shift.bias.fill_(1.0)
+    model = model_class(config).eval()
+    with torch.no_grad():  # spread the box head so that boxes differ in size and place
+        for layer in (model.box_head.dense0, model.box_head.dense1, model.box_head.dense2):
+            layer.weight.normal_(0, 0.3)
     model.save_pretrained(folder)
-    OwlViTImageProcessor(
+    processor.save_pretrained(folder)
+
+
+def build_owlvit(folder: Path) -> None:
+    processor = OwlViTImageProcessor(
         size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32}
-    ).save_pretrained(folder)
+    )
+    _build_detector(folder, OwlViTConfig, OwlViTForObjectDetection, processor)
+
+
+def build_owlv2(folder: Path) -> None:
+    processor = Owlv2ImageProcessor(size={"height": 32, "width": 32})
+    _build_detector(folder, Owlv2Config, Owlv2ForObjectDetection, processor)
 
 
 def build_sam(folder: Path) -> None:
@@ -168,6 +182,7 @@ def build_videomae(folder: Path) -> None:
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "clip": build_clip,
     "owlvit": build_owlvit,
+    "owlv2": build_owlv2,
     "sam": build_sam,
     "videomae": build_videomae,
 }

@@ -17,6 +17,7 @@ from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.video_classification import VideoClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
 from pipejit.tasks.zero_shot_image_classification import ZeroShotImageClassification
+from pipejit.tasks.zero_shot_object_detection import ZeroShotObjectDetection
 
 TASK_CLASSES: tuple[type[Task], ...] = (
     TextClassification,
@@ -26,6 +27,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     ZeroShotClassification,
     ZeroShotImageClassification,
     VideoClassification,
+    ZeroShotObjectDetection,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
