@@ -12,6 +12,7 @@ from transformers import Pipeline as ReferencePipeline
 from pipejit.tasks.base import Task
 from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
+from pipejit.tasks.mask_generation import MaskGeneration
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.video_classification import VideoClassification
@@ -28,6 +29,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     ZeroShotImageClassification,
     VideoClassification,
     ZeroShotObjectDetection,
+    MaskGeneration,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
