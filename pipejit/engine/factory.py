@@ -44,6 +44,7 @@ ARCHITECTURE_TASKS = (
     ("ForObjectDetection", "object-detection"),
     ("Segmentation", "image-segmentation"),
     ("ForDepthEstimation", "depth-estimation"),
+    ("ForVideoClassification", "video-classification"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a
@@ -115,7 +116,7 @@ def pipeline(
     reference.model.eval()
     task_obj = build_task(task_name, reference)
     runner = Runner(
-        reference.model,
+        task_obj.forward_module,
         compile=compile,
         shapes=shapes or DEFAULT_SHAPES.get(torch_device.type, "static"),
         backend=compile_backend,

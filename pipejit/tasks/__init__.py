@@ -16,10 +16,14 @@ from pipejit.tasks.fill_mask import FillMask
 from pipejit.tasks.image_classification import ImageClassification
 from pipejit.tasks.image_feature_extraction import ImageFeatureExtraction
 from pipejit.tasks.image_segmentation import ImageSegmentation
+from pipejit.tasks.mask_generation import MaskGeneration
 from pipejit.tasks.object_detection import ObjectDetection
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
+from pipejit.tasks.video_classification import VideoClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
+from pipejit.tasks.zero_shot_image_classification import ZeroShotImageClassification
+from pipejit.tasks.zero_shot_object_detection import ZeroShotObjectDetection
 
 TASK_CLASSES: tuple[type[Task], ...] = (
     TextClassification,
@@ -32,6 +36,10 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     ObjectDetection,
     ImageSegmentation,
     DepthEstimation,
+    ZeroShotImageClassification,
+    VideoClassification,
+    ZeroShotObjectDetection,
+    MaskGeneration,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:

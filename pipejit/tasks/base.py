@@ -111,6 +111,12 @@ class Task(ABC):
         """The task's own length buckets (audio counts samples), or None for the engine's."""
         return None
 
+    @property
+    def forward_module(self) -> torch.nn.Module:
+        """The module the runner compiles and calls on each batch: the model, or the
+        part of it that runs per batch (an image tower, when text is encoded once)."""
+        return self.model
+
     def model_kwargs(self) -> dict[str, Any]:
         """Constant keyword arguments for every forward call."""
         return {}
