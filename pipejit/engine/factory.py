@@ -37,6 +37,7 @@ ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
     ("ForMaskedLM", "fill-mask"),
+    ("TapasForQuestionAnswering", "table-question-answering"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a

@@ -12,6 +12,7 @@ from transformers import Pipeline as ReferencePipeline
 from pipejit.tasks.base import Task
 from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
+from pipejit.tasks.table_question_answering import TableQuestionAnswering
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
@@ -22,6 +23,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     FillMask,
     FeatureExtraction,
     ZeroShotClassification,
+    TableQuestionAnswering,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
