@@ -38,6 +38,7 @@ ARCHITECTURE_TASKS = (
     ("ForTokenClassification", "token-classification"),
     ("ForMaskedLM", "fill-mask"),
     ("TapasForQuestionAnswering", "table-question-answering"),
+    ("LayoutLMForQuestionAnswering", "document-question-answering"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a

@@ -10,6 +10,7 @@ from __future__ import annotations
 from transformers import Pipeline as ReferencePipeline
 
 from pipejit.tasks.base import Task
+from pipejit.tasks.document_question_answering import DocumentQuestionAnswering
 from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
 from pipejit.tasks.table_question_answering import TableQuestionAnswering
@@ -24,6 +25,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     FeatureExtraction,
     ZeroShotClassification,
     TableQuestionAnswering,
+    DocumentQuestionAnswering,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
