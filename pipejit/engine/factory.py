@@ -45,6 +45,8 @@ ARCHITECTURE_TASKS = (
     ("Segmentation", "image-segmentation"),
     ("ForDepthEstimation", "depth-estimation"),
     ("ForVideoClassification", "video-classification"),
+    ("TapasForQuestionAnswering", "table-question-answering"),
+    ("LayoutLMForQuestionAnswering", "document-question-answering"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a

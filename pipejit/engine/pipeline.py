@@ -77,7 +77,7 @@ class Pipeline:
     def tokenizer(self):
         return self.task.tokenizer
 
-    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any = None, *args: Any, **kwargs: Any) -> Any:
         inputs = self.task.normalize_call(inputs, args, kwargs)
         batch_size = _check_batch_size(kwargs.pop("batch_size", self.batch_size))
         progress = kwargs.pop("progress", self.progress)

@@ -11,6 +11,7 @@ from transformers import Pipeline as ReferencePipeline
 
 from pipejit.tasks.base import Task
 from pipejit.tasks.depth_estimation import DepthEstimation
+from pipejit.tasks.document_question_answering import DocumentQuestionAnswering
 from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
 from pipejit.tasks.image_classification import ImageClassification
@@ -18,6 +19,7 @@ from pipejit.tasks.image_feature_extraction import ImageFeatureExtraction
 from pipejit.tasks.image_segmentation import ImageSegmentation
 from pipejit.tasks.mask_generation import MaskGeneration
 from pipejit.tasks.object_detection import ObjectDetection
+from pipejit.tasks.table_question_answering import TableQuestionAnswering
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.video_classification import VideoClassification
@@ -40,6 +42,8 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     VideoClassification,
     ZeroShotObjectDetection,
     MaskGeneration,
+    TableQuestionAnswering,
+    DocumentQuestionAnswering,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
