@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from transformers import Pipeline as ReferencePipeline
 
+from pipejit.tasks.audio_classification import AudioClassification
 from pipejit.tasks.base import Task
 from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
+from pipejit.tasks.speech_recognition_ctc import SpeechRecognitionCTC
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
+from pipejit.tasks.zero_shot_audio_classification import ZeroShotAudioClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
 
 TASK_CLASSES: tuple[type[Task], ...] = (
@@ -22,6 +25,9 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     FillMask,
     FeatureExtraction,
     ZeroShotClassification,
+    AudioClassification,
+    SpeechRecognitionCTC,
+    ZeroShotAudioClassification,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
