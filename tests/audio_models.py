@@ -138,6 +138,7 @@ def build_clap(folder: Path) -> Path:
         hop_length=160,
         max_length_s=2,
         fft_window_size=400,
+        frequency_max=SAMPLING_RATE // 2,
         truncation="rand_trunc",
         padding="repeatpad",
     )

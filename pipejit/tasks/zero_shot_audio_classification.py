@@ -42,6 +42,8 @@ class ZeroShotAudioClassification(Task):
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
         reject_unknown(self.name, kwargs, {"candidate_labels", "hypothesis_template"})
         labels = kwargs.get("candidate_labels")
+        if labels is None:  # a pipeline built without labels: each call must bring them
+            return Params(postprocess={"labels": None})
         if (
             not isinstance(labels, (list, tuple))
             or not labels
@@ -62,6 +64,11 @@ class ZeroShotAudioClassification(Task):
         return is_single_audio(inputs)
 
     def preprocess(self, item: Any, params: Params) -> list[Features]:
+        if params.postprocess["labels"] is None:
+            raise ValueError(
+                f"{self.name} needs candidate_labels, a non-empty list of strings, "
+                "given to the pipeline or to the call"
+            )
         audio = load_audio(item, self.sampling_rate)
         return [self._features(audio.samples)]
 
