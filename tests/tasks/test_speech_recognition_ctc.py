@@ -104,3 +104,22 @@ def test_serves_ctc_models_only_and_infers_the_task(pair, get):
     assert not SpeechRecognitionCTC.serves(classifier.model)
     pj = pipejit.pipeline(model=ref.model.name_or_path, compile=False)
     assert isinstance(pj.task, SpeechRecognitionCTC)
+
+
+@pytest.mark.slow
+def test_compiled_static_buckets_match_and_compile_once_per_bucket(get, counting_backend):
+    ref, pj = get("ctc", TASK, compile=True, compile_backend=counting_backend, shapes="static")
+    assert_same(pj(CLIPS, batch_size=4), ref(CLIPS))
+    assert_same(pj(CLIPS, batch_size=4), ref(CLIPS))
+    stats = pj.stats()
+    assert stats["compiled"] and stats["compile_failed"] is None
+    assert 0 < counting_backend.graphs <= len(stats["buckets"])
+    # buckets are in samples, on the task's duration ladder
+    assert all(length % (SAMPLING_RATE // 2) == 0 for _, length in stats["buckets"])
+
+
+@pytest.mark.slow
+def test_inductor_dynamic_compile_matches(get):
+    ref, pj = get("ctc", TASK, compile=True, shapes="dynamic")
+    assert_same(pj(CLIPS[:3], batch_size=2), ref(CLIPS[:3]))
+    assert pj.stats()["compile_failed"] is None
