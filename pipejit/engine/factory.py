@@ -37,6 +37,11 @@ LOADING_OPTIONS = {
 }
 # Architecture name endings, in the order transformers' own task defaults would pick them.
 ARCHITECTURE_TASKS = (
+    *(
+        (f"{name}ForSequenceClassification", "audio-classification")
+        for name in ("Wav2Vec2", "Wav2Vec2Conformer", "Hubert", "WavLM", "Data2VecAudio")
+        + ("UniSpeech", "UniSpeechSat", "SEW", "SEWD")
+    ),
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
     ("ForMaskedLM", "fill-mask"),
@@ -47,6 +52,9 @@ ARCHITECTURE_TASKS = (
     ("ForVideoClassification", "video-classification"),
     ("TapasForQuestionAnswering", "table-question-answering"),
     ("LayoutLMForQuestionAnswering", "document-question-answering"),
+    ("ForAudioClassification", "audio-classification"),
+    ("ForCTC", "automatic-speech-recognition"),
+    ("ClapModel", "zero-shot-audio-classification"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a

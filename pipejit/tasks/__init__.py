@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from transformers import Pipeline as ReferencePipeline
 
+from pipejit.tasks.audio_classification import AudioClassification
 from pipejit.tasks.base import Task
 from pipejit.tasks.depth_estimation import DepthEstimation
 from pipejit.tasks.document_question_answering import DocumentQuestionAnswering
@@ -19,10 +20,12 @@ from pipejit.tasks.image_feature_extraction import ImageFeatureExtraction
 from pipejit.tasks.image_segmentation import ImageSegmentation
 from pipejit.tasks.mask_generation import MaskGeneration
 from pipejit.tasks.object_detection import ObjectDetection
+from pipejit.tasks.speech_recognition_ctc import SpeechRecognitionCTC
 from pipejit.tasks.table_question_answering import TableQuestionAnswering
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.video_classification import VideoClassification
+from pipejit.tasks.zero_shot_audio_classification import ZeroShotAudioClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
 from pipejit.tasks.zero_shot_image_classification import ZeroShotImageClassification
 from pipejit.tasks.zero_shot_object_detection import ZeroShotObjectDetection
@@ -44,6 +47,9 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     MaskGeneration,
     TableQuestionAnswering,
     DocumentQuestionAnswering,
+    AudioClassification,
+    SpeechRecognitionCTC,
+    ZeroShotAudioClassification,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
