@@ -94,7 +94,9 @@ class Pipeline:
         for length in lengths:
             for size in sizes:
                 item = self.task.dummy_features(length)
-                batch = collate([item] * size, length, self.task.pad_values, self.device)
+                batch = collate(
+                    [item] * size, length, self.task.pad_values, self.device, self.task.padding_side
+                )
                 self.runner(batch)
 
     def stats(self) -> dict[str, Any]:
@@ -204,7 +206,7 @@ class Pipeline:
         ):
             members = [features[p] for p in batch.positions]
             length = batch.bucket_length if task.pads else None
-            inputs = collate(members, length, task.pad_values, self.device)
+            inputs = collate(members, length, task.pad_values, self.device, task.padding_side)
             self.runner.stats.real_tokens += sum(f.length for f in members)
             self.runner.stats.padded_tokens += batch.padded_tokens
             host = to_host(task.run(self.runner, inputs, params))

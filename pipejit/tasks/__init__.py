@@ -13,6 +13,7 @@ from pipejit.tasks.base import Task
 from pipejit.tasks.feature_extraction import FeatureExtraction
 from pipejit.tasks.fill_mask import FillMask
 from pipejit.tasks.text_classification import TextClassification
+from pipejit.tasks.text_generation import TextGeneration
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.zero_shot_classification import ZeroShotClassification
 
@@ -22,6 +23,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     FillMask,
     FeatureExtraction,
     ZeroShotClassification,
+    TextGeneration,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:

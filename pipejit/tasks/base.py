@@ -65,6 +65,8 @@ class Task(ABC):
     # Whether items are right-padded along their first axis to a length bucket;
     # when False they are stacked as they are, batched only with their own group.
     pads: ClassVar[bool] = True
+    # Which end padding goes to: "left" for decoder-only models that generate.
+    padding_side: ClassVar[str] = "right"
     # What an item's length counts, for errors, and how many of them cost as much
     # as one token of the token budget (audio: samples per model frame).
     length_unit: ClassVar[str] = "tokens"
