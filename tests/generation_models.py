@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    GenerationConfig,
     GPT2Config,
     GPT2LMHeadModel,
-    GenerationConfig,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
@@ -136,7 +136,7 @@ def build_generation_folder(kind: str, folder: Path, generation: dict | None = N
     torch.manual_seed(0)
     model = build_model(tokenizer)
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() > 1:
                 param.normal_(0.0, 0.3)
     model.generation_config = GenerationConfig(

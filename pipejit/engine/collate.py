@@ -17,7 +17,8 @@ def collate(
     device: torch.device,
     padding_side: str = "right",
 ) -> dict[str, torch.Tensor]:
-    """Pad (right, or left for ``padding_side="left"``) the first axis of every tensor of ``items`` to ``length`` and stack them.
+    """Pad the first axis of every tensor of ``items`` to ``length`` and stack them
+    (padding goes right, or left with ``padding_side="left"``).
 
     With ``length`` None the items are stacked as they are (they share one shape).
     Keys missing from ``pad_values`` pad with 0 (attention masks, token types).

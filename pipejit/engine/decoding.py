@@ -3,10 +3,11 @@
 A left-padded batch of prompts runs one prefill forward that fills a
 ``transformers.StaticCache``; then each new token runs the same fixed-shape
 step (batch x 1 token against the whole cache), compiled once per (batch size,
-cache length) with ``torch.compile(fullgraph=True)``. Cache lengths come from a
-coarse ladder (powers of two), so prompts of any length in a call share the
-step's graph; the prompt length only sets where in the cache decoding starts,
-which the cache counts in a tensor of its own, never in a shape.
+cache length) with ``torch.compile(fullgraph=True)``. Compiled batches run at
+power-of-two sizes, so graphs stay few whatever sizes the scheduler cuts; cache
+lengths come from a coarse ladder (powers of two), so prompts of any length
+share the step's graph: the prompt length only sets where in the cache decoding
+starts, which the cache counts in a tensor of its own, never in a shape.
 
 Finished rows (EOS or a stop criterion) stay in the batch, masked: their next
 tokens are replaced by the pad token, as ``generate`` does, and the loop ends
@@ -67,6 +68,8 @@ class Decoder:
         self.model = model
         self.max_graphs = max_graphs
         self.compile_failed: str | None = None
+        # (batch, cache length) of every compiled step run: one graph each
+        self.step_shapes: set[tuple[int, int]] = set()
         self._caches: OrderedDict[tuple[int, int], StaticCache] = OrderedDict()
         self._step = None
         if compile:
@@ -88,7 +91,27 @@ class Decoder:
     ) -> Decoded:
         """Decode up to ``max_new_tokens`` for each row of a left-padded batch
         (``budgets``: a smaller limit per row, where rows differ)."""
-        rows, length = input_ids.shape
+        rows = input_ids.shape[0]
+        if self._step is not None and rows & (rows - 1):
+            # compiled: a batch runs at a power-of-two size, filled with copies of its last row
+            filled = 1 << rows.bit_length()
+            extra = [filled - rows] + [1] * (input_ids.dim() - 1)
+
+            def fill(t: torch.Tensor | None) -> torch.Tensor | None:
+                return None if t is None else torch.cat([t, t[-1:].repeat(*extra[: t.dim()])])
+
+            decoded = self.decode(
+                fill(input_ids),
+                fill(attention_mask),
+                max_new_tokens=max_new_tokens,
+                choose=choose,
+                eos_ids=eos_ids,
+                pad_id=pad_id,
+                stop=stop,
+                budgets=fill(budgets),
+            )
+            return Decoded(decoded.tokens[:rows], decoded.counts[:rows])
+        length = input_ids.shape[1]
         device = input_ids.device
         total = length + max_new_tokens
         slots = cache_length(total)
@@ -139,6 +162,7 @@ class Decoder:
     def _run_step(self, token, position, mask, cache) -> torch.Tensor:
         if self._step is None:
             return self._eager_step(token, position, mask, cache)
+        self.step_shapes.add((token.shape[0], mask.shape[1]))
         try:
             with _recompile_limit(self.max_graphs):
                 return self._step(token, position, mask, cache)

@@ -17,8 +17,8 @@ from transformers import GenerationConfig, StopStringCriteria
 from transformers.utils.chat_template_utils import Chat, is_valid_message
 
 from pipejit.engine.decoding import Decoder
-from pipejit.tasks.base import Features, Params, Row, Task
 from pipejit.engine.token_choice import TokenChooser
+from pipejit.tasks.base import Features, Params, Row, Task
 
 # generate() parameters the engine's decoder implements; any other is refused.
 GENERATE_PARAMS = {
@@ -124,7 +124,7 @@ class TextGeneration(Task):
             if new_tokens < 1:
                 raise ValueError(
                     f"the prompt is {input_ids.shape[0]} tokens long, not below "
-                    f"max_length={config.max_length}; pass max_new_tokens instead"
+                    f"max_length={config.max_length}; raise max_length or pass max_new_tokens"
                 )
         limit = getattr(self.config, "max_position_embeddings", None)
         if isinstance(limit, int) and input_ids.shape[0] + new_tokens > limit:
