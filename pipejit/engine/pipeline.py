@@ -203,6 +203,7 @@ class Pipeline:
             length_ladder=self.length_ladder if task.pads else sorted(set(lengths)),
             batch_ladder=self._batch_ladder(max_batch),
             groups=[f.group for f in features],
+            max_padding=task.max_padding,
         ):
             members = [features[p] for p in batch.positions]
             length = batch.bucket_length if task.pads else None

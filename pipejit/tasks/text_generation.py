@@ -42,6 +42,7 @@ UNSUPPORTED_PIPELINE_PARAMS = {"tools", "documents", "assistant_model", "assista
 class TextGeneration(Task):
     name = "text-generation"
     padding_side = "left"
+    max_padding = 1.0
 
     def __init__(self, reference):
         super().__init__(reference)
