@@ -78,7 +78,6 @@ class TextGeneration(Task):
         if config.max_new_tokens is not None and config.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {config.max_new_tokens}")
         chooser = TokenChooser.from_config(config)
-        pre = {k: v for k, v in pre.items() if k not in forward}
         return Params(
             preprocess={"tokenize": pre, "config": config},
             postprocess={"format": post, "config": config, "chooser": chooser},

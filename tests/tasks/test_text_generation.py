@@ -88,6 +88,7 @@ def test_rows_of_a_batch_are_left_padded_and_stop_on_eos(pair):
         dict(stop_sequence=["we", "o"]),
         dict(prefix="the story of "),
         dict(max_length=40),
+        dict(generation_config=transformers.GenerationConfig(repetition_penalty=1.2)),
     ],
     ids=lambda k: next(iter(k)),
 )
@@ -192,7 +193,7 @@ def test_sampled_first_tokens_follow_the_reference_distribution(pair, options):
         logits = model(ids).logits[:, -1].float()
     config = transformers.GenerationConfig(do_sample=True, **options)
     processors = model._get_logits_processor(config, input_ids_seq_length=ids.shape[1])
-    probs = processors(ids, logits).softmax(-1)[0]
+    probs = processors(ids, logits).double().softmax(-1)[0]
     samples = 4000
     torch.manual_seed(0)
     out = ours(
@@ -208,6 +209,6 @@ def test_sampled_first_tokens_follow_the_reference_distribution(pair, options):
     counts = torch.bincount(first, minlength=probs.numel()).double()
     support = probs > 0
     assert counts[~support].sum() == 0, "sampled a token the processors rule out"
-    expected_counts = probs[support].double() * samples
+    expected_counts = probs[support] / probs[support].sum() * samples
     result = stats.chisquare(counts[support].numpy(), expected_counts.numpy())
     assert result.pvalue > 1e-3, result
