@@ -16,6 +16,7 @@ when every row has finished or ``max_new_tokens`` are out.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -64,8 +65,10 @@ class Decoder:
         backend: Backend = "inductor",
         mode: str | None = None,
         max_graphs: int = 64,
+        autocast: torch.dtype | None = None,
     ):
         self.model = model
+        self.autocast = autocast
         self.max_graphs = max_graphs
         self.compile_failed: str | None = None
         # (batch, cache length) of every compiled step run: one graph each
@@ -125,7 +128,7 @@ class Decoder:
         new = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         counts = torch.zeros(rows, dtype=torch.long, device=device)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast(device):
             cache.reset()  # the cache counts its own filled length: start at 0
             logits = (
                 self.model(
@@ -189,6 +192,11 @@ class Decoder:
             use_cache=True,
         )
         return out.logits[:, -1].float()
+
+    def _autocast(self, device: torch.device):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast)
 
     def _cache(self, rows: int, length: int, device: torch.device) -> StaticCache:
         """A static cache of this shape, kept for the next batches of the same shape."""

@@ -110,6 +110,8 @@ class TextGeneration(Task):
         return isinstance(inputs, (str, Chat))
 
     def preprocess(self, item: Any, params: Params) -> list[Features]:
+        if isinstance(item, (list, tuple)) and item and all(map(is_valid_message, item)):
+            item = Chat(list(item))  # a chat streamed from a generator or dataset
         if not isinstance(item, (str, Chat)):
             raise ValueError(
                 "text-generation takes a string or a chat (a list of {'role', 'content'} "
@@ -170,6 +172,7 @@ class TextGeneration(Task):
                 backend=runner.backend,
                 mode=runner.mode,
                 max_graphs=runner.max_buckets,
+                autocast=runner.autocast,
             )
         return self._decoder
 

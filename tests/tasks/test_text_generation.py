@@ -115,6 +115,8 @@ def test_chat_messages(pair, kind):
     prefilled = [*CHAT, {"role": "assistant", "content": "the movie"}]
     chats = [CHAT, prefilled]
     assert ours(chats, batch_size=2, **kwargs) == reference(chats, **kwargs)
+    streamed = ours(iter(chats), batch_size=2, **kwargs)
+    assert list(streamed) == reference(chats, **kwargs)
     for flag in (True, False):
         got = ours(prefilled, continue_final_message=flag, **kwargs)
         assert got == reference(prefilled, continue_final_message=flag, **kwargs)
@@ -212,3 +214,12 @@ def test_sampled_first_tokens_follow_the_reference_distribution(pair, options):
     expected_counts = probs[support] / probs[support].sum() * samples
     result = stats.chisquare(counts[support].numpy(), expected_counts.numpy())
     assert result.pvalue > 1e-3, result
+
+
+@pytest.mark.slow
+def test_inductor_compiled_decoding_matches_reference(folders):
+    reference = transformers.pipeline("text-generation", model=folders["llama"])
+    ours = pipejit.pipeline("text-generation", model=folders["llama"], compile=True)
+    kwargs = dict(do_sample=False, max_new_tokens=12)
+    assert ours(PROMPTS, batch_size=4, **kwargs) == expected(reference, PROMPTS, **kwargs)
+    assert ours.task._decoder.compile_failed is None
