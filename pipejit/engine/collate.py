@@ -15,8 +15,10 @@ def collate(
     length: int | None,
     pad_values: Mapping[str, float],
     device: torch.device,
+    padding_side: str = "right",
 ) -> dict[str, torch.Tensor]:
-    """Right-pad the first axis of every tensor of ``items`` to ``length`` and stack them.
+    """Pad the first axis of every tensor of ``items`` to ``length`` and stack them
+    (padding goes right, or left with ``padding_side="left"``).
 
     With ``length`` None the items are stacked as they are (they share one shape).
     Keys missing from ``pad_values`` pad with 0 (attention masks, token types).
@@ -32,7 +34,10 @@ def collate(
             out = torch.full(shape, pad_values.get(key, 0), dtype=first.dtype)
             for row, item in enumerate(items):
                 values = item.tensors[key]
-                out[row, : values.shape[0]] = values
+                if padding_side == "left":
+                    out[row, length - values.shape[0] :] = values
+                else:
+                    out[row, : values.shape[0]] = values
         if device.type != "cpu":
             out = out.pin_memory().to(device, non_blocking=True)
         batch[key] = out

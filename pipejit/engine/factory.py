@@ -55,6 +55,7 @@ ARCHITECTURE_TASKS = (
     ("ForAudioClassification", "audio-classification"),
     ("ForCTC", "automatic-speech-recognition"),
     ("ClapModel", "zero-shot-audio-classification"),
+    ("ForCausalLM", "text-generation"),
     ("Model", "feature-extraction"),
 )
 # Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a

@@ -131,7 +131,9 @@ class Pipeline:
             if not self.memory.allows(size, length):
                 continue
             item = self.task.dummy_features(length)
-            batch = collate([item] * size, length, self.task.pad_values, self.device)
+            batch = collate(
+                [item] * size, length, self.task.pad_values, self.device, self.task.padding_side
+            )
             try:
                 if graphs is not None:
                     graphs.capture_bucket(batch, params, length)
@@ -239,7 +241,13 @@ class Pipeline:
         copy the reduced rows to the host and store them by item position."""
         task = self.task
         members = [features[p] for p in positions]
-        inputs = collate(members, length if task.pads else None, task.pad_values, self.device)
+        inputs = collate(
+            members,
+            length if task.pads else None,
+            task.pad_values,
+            self.device,
+            task.padding_side,
+        )
         if self.graphs is not None:
             reduced = self.graphs.run(inputs, params, length)
         else:
@@ -289,6 +297,7 @@ class Pipeline:
             length_ladder=self.length_ladder if task.pads else sorted(set(lengths)),
             batch_ladder=self._batch_ladder(max_batch),
             groups=[f.group for f in features],
+            max_padding=task.max_padding,
         ):
             length = batch.bucket_length
 

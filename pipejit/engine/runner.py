@@ -66,6 +66,9 @@ class Runner:
         self.model_kwargs = dict(model_kwargs or {})
         self.autocast = autocast
         self.max_buckets = max_buckets
+        # kept for tasks that compile a function of their own (a decode step)
+        self.backend = backend
+        self.mode = mode
         if shapes not in SHAPES:
             raise ValueError(f"shapes must be one of {SHAPES}, got {shapes!r}")
         self.dynamic = shapes == "dynamic"

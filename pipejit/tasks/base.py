@@ -65,6 +65,11 @@ class Task(ABC):
     # Whether items are right-padded along their first axis to a length bucket;
     # when False they are stacked as they are, batched only with their own group.
     pads: ClassVar[bool] = True
+    # Which end padding goes to: "left" for decoder-only models that generate.
+    padding_side: ClassVar[str] = "right"
+    # How far (a share of the bucket length) an item may be padded to join a longer
+    # batch: generation pads prompts freely, as decoding, not the prompt, costs.
+    max_padding: ClassVar[float] = 0.125
     # What an item's length counts, for errors, and how many of them cost as much
     # as one token of the token budget (audio: samples per model frame).
     length_unit: ClassVar[str] = "tokens"
