@@ -93,8 +93,6 @@ def test_ties_keep_the_lower_column_first(impl, device):
     assert softmax_topk(flat, 7, impl=impl)[1].tolist() == [list(range(7))]
 
 
-# the interpreter runs the NaN/inf arithmetic in numpy, which warns about it
-@pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 @pytest.mark.parametrize("impl", ["torch", "triton"])
 def test_nan_and_inf(impl, device):
     x = torch.tensor(
