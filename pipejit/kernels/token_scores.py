@@ -118,6 +118,7 @@ def _token_scores_kernel(
         top = new_top
     ruined = (poisoned > 0) | (top == float("-inf"))
     shift = tl.where(top == float("-inf"), 0.0, top)
+    total = tl.where(total > 0, total, 1.0)  # rows past the end, or ruined: no 0/0
     best = tl.zeros((ROWS,), tl.int32)
     best_score = tl.full((ROWS,), float("-inf"), tl.float32)
     for start in range(0, labels, BLOCK):
