@@ -66,9 +66,8 @@ def softmax_topk_ref(
     """The torch reference of ``softmax_topk``."""
     _check(scores, k, function, columns)
     x = scores.float()
-    if function == "softmax":
-        poisoned = (x.isnan() | x.isposinf()).any(-1, keepdim=True)
-        x = x.softmax(-1).masked_fill(poisoned, float("nan"))
+    if function == "softmax":  # a row with a NaN or +inf, or only -inf, comes out all NaN
+        x = x.softmax(-1)
     elif function == "sigmoid":
         x = x.sigmoid()
     if columns is not None:

@@ -35,16 +35,10 @@ def token_scores(
 def token_scores_ref(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The torch reference of ``token_scores``."""
     _check(logits)
-    x = logits.float()
-    poisoned = (x.isnan() | x.isposinf()).any(-1, keepdim=True)
-    probs = x.softmax(-1).masked_fill(poisoned, float("nan"))
-    # NaN first, then the first of equal maxima: argmax over NaN-as-+inf keys
-    keyed = probs.nan_to_num(nan=float("inf"))
-    best = keyed.argmax(-1, keepdim=True)
-    # argmax's choice among equal maxima is not specified: take the first explicitly
-    top = keyed.gather(-1, best)
-    columns = torch.arange(x.shape[-1], device=x.device)
-    best = torch.where(keyed == top, columns, x.shape[-1]).amin(-1, keepdim=True)
+    # torch's softmax already gives a row with a NaN or +inf (or only -inf) all NaN
+    probs = logits.float().softmax(-1)
+    # argmax takes the first of equal maxima, and a NaN as the maximum
+    best = probs.argmax(-1, keepdim=True)
     return probs, best.squeeze(-1), probs.gather(-1, best).squeeze(-1)
 
 
