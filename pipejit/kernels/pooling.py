@@ -58,7 +58,10 @@ def masked_pool_ref(
         pooled = x[:, 0]
     elif mode == "mean":
         count = real.sum(1).clamp(min=1)
-        pooled = torch.where(real, x, 0.0).sum(1) / count
+        weights = real.transpose(1, 2).to(x.dtype)
+        pooled = torch.bmm(weights, x).squeeze(1) / count
+        if pooled.isnan().any():  # 0 x NaN (or inf) in padding: sum the real tokens alone
+            pooled = torch.where(real, x, 0.0).sum(1) / count
     else:
         pooled = torch.where(real, x, -torch.inf).amax(1)
         pooled = torch.where(real.any(1), pooled, 0.0)

@@ -113,11 +113,14 @@ def filter_logits(
         held = torch.where(held < 0, held * repetition_penalty, held / repetition_penalty)
         x = padded.scatter(1, index, held)[:, :vocab]
     x = x / temperature
+    ranked = None
     if 0 < top_k < vocab:
         kth = x.topk(top_k, dim=-1).values[:, -1:]
         x = x.masked_fill(x < kth, -torch.inf)
+        # top-p then needs only the kept values (k, or more where the k-th value is tied)
+        ranked = x.topk(int((x >= kth).sum(-1).max()), dim=-1).values
     if top_p < 1.0:
-        values, _ = x.sort(dim=-1, descending=True)
+        values = ranked if ranked is not None else x.sort(dim=-1, descending=True).values
         mass = (values - values[:, :1]).exp().nan_to_num(nan=0.0)
         above = mass.cumsum(-1) - mass  # mass strictly before each sorted place
         kept = (above < top_p * mass.sum(-1, keepdim=True)).sum(-1, keepdim=True)
