@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
 
 TOKENIZER_KWARGS = {"truncation", "max_length", "add_special_tokens"}
@@ -17,6 +18,8 @@ _ALL = object()  # top_k=None asks for every label, so "not given" needs its own
 class TextClassification(Task):
     name = "text-classification"
     aliases = ("sentiment-analysis",)
+    # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
+    kernel_impl = "auto"
 
     def model_kwargs(self) -> dict[str, Any]:
         return {"use_cache": False} if _accepts(self.model, "use_cache") else {}
@@ -73,14 +76,14 @@ class TextClassification(Task):
         )
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        logits = outputs.logits.float()
+        """Scores and labels, best first; equal scores keep the lower label first, as the
+        reference's stable sort of Python floats does."""
+        logits = outputs.logits
+        labels = logits.shape[-1]
+        k = min(params.postprocess["top_k"] or labels, labels)
         function = params.postprocess["function"]
-        scores = {"softmax": logits.softmax(-1), "sigmoid": logits.sigmoid(), "none": logits}[
-            function
-        ]
-        k = params.postprocess["top_k"] or scores.shape[-1]
-        values, labels = torch.sort(scores, dim=-1, descending=True, stable=True)
-        return {"scores": values[:, :k], "labels": labels[:, :k]}
+        values, indices = softmax_topk(logits, k, function=function, impl=self.kernel_impl)
+        return {"scores": values, "labels": indices}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         (row,) = rows

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from pipejit.kernels.token_scores import token_scores
 from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
 
 PARAMETERS = {
@@ -27,6 +28,8 @@ PARAMETERS = {
 class TokenClassification(Task):
     name = "token-classification"
     aliases = ("ner",)
+    # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
+    kernel_impl = "auto"
 
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
         reject_unknown(self.name, kwargs, PARAMETERS)
@@ -64,7 +67,10 @@ class TokenClassification(Task):
         return Features(tensors, context)
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        return {"scores": outputs.logits.float().softmax(-1)}
+        """Per-token label probabilities, in one fused pass; the reference's public word
+        aggregation then reads them (it takes each token's best label itself)."""
+        probs, _, _ = token_scores(outputs.logits, impl=self.kernel_impl)
+        return {"scores": probs}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         strategy = params.postprocess.get("aggregation_strategy", "none")

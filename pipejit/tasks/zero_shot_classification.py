@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipejit.kernels.zero_shot import zero_shot_scores
 from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
 
 DEFAULT_TEMPLATE = "This example is {}."
@@ -19,6 +20,8 @@ DEFAULT_TEMPLATE = "This example is {}."
 
 class ZeroShotClassification(Task):
     name = "zero-shot-classification"
+    # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
+    kernel_impl = "auto"
 
     def __init__(self, reference):
         super().__init__(reference)
@@ -78,21 +81,34 @@ class ZeroShotClassification(Task):
                 raise
             return encode(self.tokenizer, premise, hypothesis)
 
+    def _label_indices(self) -> tuple[int, int]:
+        """(entailment, contradiction) as the reference picks them: contradiction is the
+        first label, or the last one when entailment is the first."""
+        labels = self.config.num_labels
+        entail = self.entailment_id % labels
+        return entail, (labels - 1 if entail == 0 else 0)
+
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        return {"logits": outputs.logits.float()}
+        """Two floats per pair: its entailment-vs-contradiction probability (multi_label)
+        and its entailment logit. The softmax across a premise's labels runs at
+        postprocess, as a premise's pairs may be spread over several batches."""
+        logits = outputs.logits
+        entail, contradiction = self._label_indices()
+        pair = zero_shot_scores(
+            logits, entailment=entail, contradiction=contradiction, impl=self.kernel_impl
+        )
+        return {"pair": pair, "entail": logits[:, entail].float()}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         labels = [feature.context["label"] for feature in features]
-        logits = np.stack([row["logits"] for row in rows])
-        entail = self.entailment_id
         if params.postprocess["multi_label"] or len(labels) == 1:
-            contradiction = -1 if entail == 0 else 0
-            pair = logits[:, [contradiction, entail]]
-            scores = np.exp(pair) / np.exp(pair).sum(-1, keepdims=True)
-            scores = scores[:, 1]
+            scores = np.array([row["pair"] for row in rows], dtype=np.float32)
         else:
-            entail_logits = logits[:, entail]
-            scores = np.exp(entail_logits) / np.exp(entail_logits).sum()
+            entail = torch.tensor(np.array([[row["entail"]] for row in rows]))
+            across = torch.tensor([0, len(rows)])
+            scores = zero_shot_scores(
+                entail, entailment=0, contradiction=0, offsets=across, impl="torch"
+            ).numpy()
         order = scores.argsort()[::-1]
         return {
             "sequence": item,

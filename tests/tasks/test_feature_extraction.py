@@ -59,3 +59,30 @@ def test_real_minilm_model():
 def test_default_model_is_the_packaged_minilm():
     pj = pipejit.pipeline("feature-extraction", compile=False)
     assert pj.model.config.hidden_size == 384
+
+
+@pytest.mark.parametrize("impl", ["torch", "triton"])
+@pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_pooling_extra(pipelines, impl, pooling, normalize):
+    """pipejit's pooling option, against the same pooling of transformers' token vectors."""
+    ref, pj = pipelines("feature-extraction")
+    pj.task.kernel_impl = impl
+    got = pj(TEXTS[:5], pooling=pooling, normalize=normalize, batch_size=4)
+    for text, vector in zip(TEXTS[:5], got):
+        tokens = torch.tensor(ref(text)[0])
+        pooled = {"mean": tokens.mean(0), "cls": tokens[0], "max": tokens.amax(0)}[pooling]
+        if normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=0)
+        assert len(vector) == 1
+        torch.testing.assert_close(torch.tensor(vector[0]), pooled, rtol=2e-4, atol=1e-5)
+    tensor = pj(TEXTS[0], pooling=pooling, return_tensors=True)
+    assert tensor.shape == (1, ref.model.config.hidden_size)
+
+
+def test_pooling_arguments_are_checked(pair):
+    _, pj = pair
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        pj(TEXTS[0], pooling="sum")
+    with pytest.raises(ValueError, match="normalize=True needs a pooling mode"):
+        pj(TEXTS[0], normalize=True)

@@ -68,3 +68,34 @@ def test_compiled_matches(pipelines):
     ref, pj = pipelines("fill-mask", compile=True, length_buckets=(32, 128))
     assert_same(pj(TEXTS[:6], batch_size=8), ref(TEXTS[:6]))
     assert pj.stats()["compiles"] >= 1
+
+
+def test_head_runs_on_mask_rows_only(pair):
+    ref, pj = pair
+    assert pj.task.head_split is not None
+    seen = []
+    hook = pj.model.cls.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+    try:
+        texts = ["the [MASK] was [MASK] good .", TEXTS[1], TEXTS[2]]
+        assert_same(pj(texts, batch_size=3), ref(texts))
+    finally:
+        hook.remove()
+    # the head saw 2-D [mask rows, hidden] batches holding the 4 masks, not batch x length rows
+    assert all(len(shape) == 2 for shape in seen) and sum(shape[0] for shape in seen) == 4
+
+
+def test_full_forward_when_the_head_cannot_be_split(pipelines):
+    ref, pj = pipelines("fill-mask")
+    pj.task.head_split = None
+    assert_same(pj(TEXTS[:5], batch_size=4), ref(TEXTS[:5]))
+    assert_same(pj(TEXTS[:3], targets=["good", "bad"]), ref(TEXTS[:3], targets=["good", "bad"]))
+
+
+def test_triton_kernel_in_the_path(pipelines):
+    """The fused softmax/top-k kernel, forced (on CPU through Triton's interpreter)."""
+    ref, pj = pipelines("fill-mask")
+    pj.task.kernel_impl = "triton"
+    texts = ["the [MASK] was [MASK] good .", *TEXTS[:3]]
+    assert_same(pj(texts, batch_size=4, top_k=3), ref(texts, top_k=3))
+    targets = ["good", "bad", "movie"]
+    assert_same(pj(TEXTS[:3], targets=targets), ref(TEXTS[:3], targets=targets))

@@ -106,3 +106,13 @@ def test_inductor_compile_matches(pipelines):
     texts = sentences(6, seed=11, max_words=12)
     assert_same(pj(texts, batch_size=8), ref(texts))
     assert pj.stats()["compiles"] >= 1 and pj.stats()["compile_failed"] is None
+
+
+@pytest.mark.parametrize("function", ["softmax", "sigmoid", "none"])
+def test_triton_kernel_in_the_path(pipelines, function):
+    """The fused softmax/top-k kernel, forced (on CPU through Triton's interpreter)."""
+    ref, pj = pipelines("text-classification")
+    pj.task.kernel_impl = "triton"
+    for top_k in (None, 1):
+        got = pj(TEXTS[:5], function_to_apply=function, top_k=top_k, batch_size=4)
+        assert_same(got, ref(TEXTS[:5], function_to_apply=function, top_k=top_k))

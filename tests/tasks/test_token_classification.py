@@ -69,3 +69,12 @@ def test_compiled_matches(pipelines):
         ref(texts, aggregation_strategy="simple"),
     )
     assert pj.stats()["compiles"] >= 1
+
+
+@pytest.mark.parametrize("strategy", ["none", "average"])
+def test_triton_kernel_in_the_path(pipelines, strategy):
+    """The fused per-token softmax kernel, forced (on CPU through Triton's interpreter)."""
+    ref, pj = pipelines("token-classification")
+    pj.task.kernel_impl = "triton"
+    got = pj(TEXTS[:6], aggregation_strategy=strategy, ignore_labels=[], batch_size=4)
+    assert_same(got, ref(TEXTS[:6], aggregation_strategy=strategy, ignore_labels=[]))

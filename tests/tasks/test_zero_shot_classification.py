@@ -66,3 +66,13 @@ def test_compiled_matches(pipelines):
         pj(texts, candidate_labels=LABELS, batch_size=8), ref(texts, candidate_labels=LABELS)
     )
     assert pj.stats()["compiles"] >= 1
+
+
+@pytest.mark.parametrize("multi_label", [True, False])
+def test_triton_kernel_in_the_path(pipelines, multi_label):
+    """The fused entailment kernel, forced (on CPU through Triton's interpreter)."""
+    ref, pj = pipelines("zero-shot-classification")
+    pj.task.kernel_impl = "triton"
+    kwargs = {"candidate_labels": LABELS, "multi_label": multi_label}
+    assert_same(pj(TEXTS[:4], batch_size=3, **kwargs), ref(TEXTS[:4], **kwargs))
+    assert_same(pj(TEXTS[0], candidate_labels=["food"]), ref(TEXTS[0], candidate_labels=["food"]))

@@ -1,0 +1,1 @@
+"""Post-processing math on the device: Triton kernels beside their torch references."""

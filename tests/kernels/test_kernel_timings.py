@@ -1,0 +1,21 @@
+"""The kernels bench suite: records with the keys the bench report reads."""
+
+from pipejit.bench.kernel_timings import CASES, time_kernels
+
+
+def test_records_for_every_kernel_and_impl_on_cpu():
+    records = time_kernels("cpu", batch_sizes=(1, 3), row_lengths=(2, 40), budget_s=0.0)
+    keys = {"kernel", "impl", "batch", "row_length", "dtype", "ms", "gb_per_s"}
+    assert all(set(r) == keys for r in records)
+    seen = {(r["kernel"], r["impl"], r["batch"], r["row_length"]) for r in records}
+    for kernel in CASES:
+        for impl in ("torch", "transformers"):  # Triton only interprets on a CPU: not timed
+            assert {(kernel, impl, b, n) for b in (1, 3) for n in (2, 40)} <= seen
+    assert not any(r["impl"] == "triton" for r in records)
+    assert all(r["ms"] > 0 and r["gb_per_s"] > 0 for r in records)
+
+
+def test_oversized_shapes_are_skipped():
+    records = time_kernels("cpu", batch_sizes=(1,), row_lengths=(1 << 20,), budget_s=0.0)
+    kernels = {r["kernel"] for r in records}
+    assert "masked_pool" not in kernels and "softmax_topk" in kernels  # 1 x 1M x 384 is too big
