@@ -8,8 +8,8 @@ import torch
 
 from pipejit.tasks.base import Features, Params, Row, reject_unknown
 from pipejit.tasks.image_batching import ImageTask
+from pipejit.tasks.score_functions import default_function, function_name
 
-FUNCTIONS = ("softmax", "sigmoid", "none")
 DEFAULT_TOP_K = 5
 
 
@@ -24,22 +24,10 @@ class ImageClassification(ImageTask):
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
             raise ValueError(f"top_k must be a non-negative int or None, got {top_k!r}")
         function = kwargs.get("function_to_apply")
-        function = self.default_function() if function is None else function_name(function)
+        function = default_function(self.config) if function is None else function_name(function)
         pre = {"timeout": kwargs["timeout"]} if kwargs.get("timeout") is not None else {}
         top_k = min(top_k, self.config.num_labels)
         return Params(preprocess=pre, postprocess={"top_k": top_k, "function": function})
-
-    def default_function(self) -> str:
-        """transformers' choice when function_to_apply is not given."""
-        problem = self.config.problem_type
-        if problem == "regression":
-            return "none"
-        if problem == "multi_label_classification" or self.config.num_labels == 1:
-            return "sigmoid"
-        if problem == "single_label_classification" or self.config.num_labels > 1:
-            return "softmax"
-        configured = getattr(self.config, "function_to_apply", None)
-        return function_name(configured) if configured is not None else "none"
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         post = params.postprocess
@@ -66,11 +54,3 @@ def ranked_scores(logits: torch.Tensor, function: str, k: int) -> tuple[torch.Te
         scores = logits
     values, labels = torch.sort(scores, dim=-1, descending=True, stable=True)
     return values[:, :k], labels[:, :k]
-
-
-def function_name(function: Any) -> str:
-    """``function_to_apply`` as a name: a string in any case, or transformers' enum."""
-    name = str(getattr(function, "value", function)).lower()
-    if name not in FUNCTIONS:
-        raise ValueError(f"function_to_apply must be one of {FUNCTIONS}, got {function!r}")
-    return name

@@ -9,9 +9,9 @@ import torch
 
 from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
+from pipejit.tasks.score_functions import default_function, function_name
 
 TOKENIZER_KWARGS = {"truncation", "max_length", "add_special_tokens"}
-FUNCTIONS = ("softmax", "sigmoid", "none")
 _ALL = object()  # top_k=None asks for every label, so "not given" needs its own marker
 
 
@@ -30,7 +30,7 @@ class TextClassification(Task):
         if top_k is not _ALL and top_k is not None and (not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
         function = kwargs.get("function_to_apply")
-        function = self.default_function() if function is None else _function_name(function)
+        function = default_function(self.config) if function is None else function_name(function)
         post = {
             "function": function,
             "legacy": top_k is _ALL,
@@ -38,17 +38,6 @@ class TextClassification(Task):
         }
         pre = {k: kwargs[k] for k in TOKENIZER_KWARGS & set(kwargs)}
         return Params(preprocess=pre, postprocess=post)
-
-    def default_function(self) -> str:
-        problem = self.config.problem_type
-        if problem == "regression":
-            return "none"
-        if problem == "multi_label_classification" or self.config.num_labels == 1:
-            return "sigmoid"
-        if problem == "single_label_classification" or self.config.num_labels > 1:
-            return "softmax"
-        configured = getattr(self.config, "function_to_apply", None)
-        return _function_name(configured) if configured is not None else "none"
 
     def is_single(self, inputs: Any) -> bool:
         return isinstance(inputs, (str, dict))
@@ -97,13 +86,6 @@ class TextClassification(Task):
     def format_single(self, output: Any, inputs: Any, call_kwargs: dict[str, Any]) -> Any:
         # transformers wraps a lone string's result in a list unless top_k came with the call
         return [output] if isinstance(inputs, str) and "top_k" not in call_kwargs else output
-
-
-def _function_name(function: Any) -> str:
-    name = str(getattr(function, "value", function)).lower()
-    if name not in FUNCTIONS:
-        raise ValueError(f"function_to_apply must be one of {FUNCTIONS}, got {function!r}")
-    return name
 
 
 def _accepts(model: torch.nn.Module, name: str) -> bool:
