@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.tasks.audio_task import WaveformTask
 from pipejit.tasks.base import Features, Params, Row, reject_unknown
@@ -49,16 +50,9 @@ class AudioClassification(WaveformTask):
         return [self.features(audio.samples, attention_mask=False)]
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        logits = outputs.logits.float()
-        function = params.postprocess["function"]
-        if function == "softmax":
-            scores = logits.softmax(-1)
-        elif function == "sigmoid":
-            scores = logits.sigmoid()
-        else:
-            scores = logits
-        values, labels = scores.topk(params.postprocess["top_k"], dim=-1)
-        return {"scores": values, "labels": labels}
+        k, function = params.postprocess["top_k"], params.postprocess["function"]
+        values, labels = softmax_topk(outputs.logits, max(k, 1), function=function)
+        return {"scores": values[:, :k], "labels": labels[:, :k]}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         (row,) = rows

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import Features, Params, Row, reject_unknown
 from pipejit.tasks.image_batching import ImageTask
 from pipejit.tasks.score_functions import default_function, function_name
@@ -31,8 +32,10 @@ class ImageClassification(ImageTask):
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         post = params.postprocess
-        scores, labels = ranked_scores(outputs.logits, post["function"], post["top_k"])
-        return {"scores": scores, "labels": labels}
+        k = post["top_k"]
+        # top_k=0 answers [] as transformers does; the kernel ranks at least one column
+        scores, labels = softmax_topk(outputs.logits, max(k, 1), function=post["function"])
+        return {"scores": scores[:, :k], "labels": labels[:, :k]}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         (row,) = rows
@@ -41,16 +44,3 @@ class ImageClassification(ImageTask):
             {"label": id2label[int(i)], "score": float(s)}
             for s, i in zip(row["scores"], row["labels"])
         ]
-
-
-def ranked_scores(logits: torch.Tensor, function: str, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's ``k`` best scores after ``function``, best first; ties keep label order."""
-    logits = logits.float()
-    if function == "softmax":
-        scores = logits.softmax(-1)
-    elif function == "sigmoid":
-        scores = logits.sigmoid()
-    else:
-        scores = logits
-    values, labels = torch.sort(scores, dim=-1, descending=True, stable=True)
-    return values[:, :k], labels[:, :k]

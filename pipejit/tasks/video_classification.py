@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
 from pipejit.tasks.image_inputs import DEFAULT_URL_TIMEOUT
 
@@ -95,14 +96,9 @@ class VideoClassification(Task):
         return [Features({"pixel_values": pixels}, group=tuple(pixels.shape), size=patches)]
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        logits = outputs.logits.float()
-        function = params.postprocess["function"]
-        if function == "softmax":
-            logits = logits.softmax(-1)
-        elif function == "sigmoid":
-            logits = logits.sigmoid()
-        scores, ids = logits.topk(params.postprocess["top_k"], dim=-1)
-        return {"scores": scores, "ids": ids}
+        k, function = params.postprocess["top_k"], params.postprocess["function"]
+        scores, ids = softmax_topk(outputs.logits, max(k, 1), function=function)
+        return {"scores": scores[:, :k], "ids": ids[:, :k]}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         row = rows[0]
