@@ -8,7 +8,6 @@ device over the whole batch.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -16,13 +15,12 @@ from PIL import Image
 
 from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
 from pipejit.tasks.image_inputs import load_image
+from pipejit.tasks.label_cache import LabelCache
 
 DEFAULT_TEMPLATE = "This is a photo of {}."
 # Model families whose logits are exp(logit_scale) * cosine (+ logit_bias for SigLIP),
 # with a vision tower that takes pixel_values alone.
 MODEL_TYPES = {"clip", "chinese_clip", "altclip", "metaclip_2", "siglip"}
-# How many label sets keep their text embeddings.
-TEXT_CACHE_SIZE = 32
 
 
 class ImageTower(torch.nn.Module):
@@ -53,7 +51,7 @@ class ZeroShotImageClassification(Task):
         self.image_processor = reference.image_processor
         self.sigmoid = "siglip" in self.config.model_type
         self._tower = ImageTower(self.model)
-        self._text_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._text_cache: LabelCache[torch.Tensor] = LabelCache()
         vision = getattr(self.config, "vision_config", None)
         self._patch = int(getattr(vision, "patch_size", 16) or 16)
 
@@ -111,10 +109,13 @@ class ZeroShotImageClassification(Task):
         self, labels: tuple[str, ...], template: str, autocast: torch.dtype | None = None
     ) -> torch.Tensor:
         """Unit text embeddings of ``labels`` in ``template``: the text tower once per label set."""
-        key = (labels, template, autocast)
-        if key in self._text_cache:
-            self._text_cache.move_to_end(key)
-            return self._text_cache[key]
+        return self._text_cache.get(
+            (labels, template, autocast), lambda: self._encode(labels, template, autocast)
+        )
+
+    def _encode(
+        self, labels: tuple[str, ...], template: str, autocast: torch.dtype | None
+    ) -> torch.Tensor:
         options: dict[str, Any] = {"padding": True}
         if self.sigmoid:
             options.update(padding="max_length", max_length=64, truncation=True)
@@ -128,11 +129,7 @@ class ZeroShotImageClassification(Task):
             embeds = self.model.get_text_features(**encoded)
             if not isinstance(embeds, torch.Tensor):
                 embeds = embeds.pooler_output
-            embeds = embeds / embeds.norm(p=2, dim=-1, keepdim=True)
-        self._text_cache[key] = embeds
-        if len(self._text_cache) > TEXT_CACHE_SIZE:
-            self._text_cache.popitem(last=False)
-        return embeds
+            return embeds / embeds.norm(p=2, dim=-1, keepdim=True)
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         """(image embeddings of the batch, the label set's text embeddings) to label scores."""

@@ -9,7 +9,6 @@ label's logits into boxes, as the reference does.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,10 +18,9 @@ from transformers.image_utils import valid_images
 
 from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
 from pipejit.tasks.image_inputs import load_image
+from pipejit.tasks.label_cache import LabelCache
 
 MODEL_TYPES = ("owlvit", "owlv2")
-# How many label sets keep their text embeddings.
-TEXT_CACHE_SIZE = 32
 
 
 class ImageHead(torch.nn.Module):
@@ -53,9 +51,7 @@ class ZeroShotObjectDetection(Task):
         self.image_processor = reference.image_processor
         self._head = ImageHead(self.model)
         self._base = getattr(self.model, self.config.model_type)
-        self._text_cache: OrderedDict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = (
-            OrderedDict()
-        )
+        self._text_cache: LabelCache[tuple[torch.Tensor, torch.Tensor]] = LabelCache()
 
     @property
     def forward_module(self) -> torch.nn.Module:
@@ -142,9 +138,9 @@ class ZeroShotObjectDetection(Task):
         """Each label's query embedding (on the host) and whether it is a real query.
 
         Labels are encoded one at a time, unpadded, as the reference encodes them."""
-        if labels in self._text_cache:
-            self._text_cache.move_to_end(labels)
-            return self._text_cache[labels]
+        return self._text_cache.get(labels, lambda: self._encode(labels))
+
+    def _encode(self, labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         embeds, mask = [], []
         with torch.inference_mode():
             for label in labels:
@@ -152,11 +148,7 @@ class ZeroShotObjectDetection(Task):
                 pooled = self._base.get_text_features(**encoded).pooler_output
                 embeds.append(pooled / pooled.norm(p=2, dim=-1, keepdim=True))
                 mask.append(encoded["input_ids"][:, 0] > 0)
-        entry = (torch.cat(embeds).cpu(), torch.cat(mask).cpu())
-        self._text_cache[labels] = entry
-        if len(self._text_cache) > TEXT_CACHE_SIZE:
-            self._text_cache.popitem(last=False)
-        return entry
+        return torch.cat(embeds).cpu(), torch.cat(mask).cpu()
 
     def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         queries = inputs.pop("query_embeds")
