@@ -54,6 +54,7 @@ ARCHITECTURE_TASKS = (
     ("LayoutLMForQuestionAnswering", "document-question-answering"),
     ("ForAudioClassification", "audio-classification"),
     ("ForCTC", "automatic-speech-recognition"),
+    ("WhisperForConditionalGeneration", "automatic-speech-recognition"),
     ("ClapModel", "zero-shot-audio-classification"),
     ("ForCausalLM", "text-generation"),
     ("Model", "feature-extraction"),
@@ -138,7 +139,15 @@ def pipeline(
         dynamic_dims=(0, 1) if task_obj.pads else (0,),
     )
     graphs = None
-    if cuda_graphs is True or (cuda_graphs == "auto" and compile and torch_device.type == "cuda"):
+    wants_graphs = cuda_graphs is True or (
+        cuda_graphs == "auto" and compile and torch_device.type == "cuda"
+    )
+    if cuda_graphs is True and not task_obj.capturable:
+        raise ValueError(
+            f"{task_obj.name} on {type(task_obj.model).__name__} decodes in a loop driven by "
+            "the host, which a CUDA graph cannot hold; pass cuda_graphs='auto' or False"
+        )
+    if wants_graphs and task_obj.capturable:
         graphs = GraphRunner(
             runner,
             task_obj,

@@ -21,6 +21,7 @@ from pipejit.tasks.image_segmentation import ImageSegmentation
 from pipejit.tasks.mask_generation import MaskGeneration
 from pipejit.tasks.object_detection import ObjectDetection
 from pipejit.tasks.speech_recognition_ctc import SpeechRecognitionCTC
+from pipejit.tasks.speech_recognition_seq2seq import SpeechRecognitionSeq2Seq
 from pipejit.tasks.table_question_answering import TableQuestionAnswering
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.text_generation import TextGeneration
@@ -50,6 +51,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     DocumentQuestionAnswering,
     AudioClassification,
     SpeechRecognitionCTC,
+    SpeechRecognitionSeq2Seq,
     ZeroShotAudioClassification,
     TextGeneration,
 )

@@ -74,6 +74,9 @@ class Task(ABC):
     # as one token of the token budget (audio: samples per model frame).
     length_unit: ClassVar[str] = "tokens"
     units_per_token: ClassVar[int] = 1
+    # Whether ``run`` can be recorded in a CUDA graph (no host syncs, fixed shapes);
+    # decoding loops that stop on the host's say are not.
+    capturable: ClassVar[bool] = True
 
     @classmethod
     def serves(cls, model: torch.nn.Module) -> bool:
