@@ -84,7 +84,7 @@ def generation_config(tokenizer: WhisperTokenizer, multilingual: bool) -> Genera
         bos_token_id=ids("<|endoftext|>"),
         no_timestamps_token_id=ids("<|notimestamps|>"),
         prev_sot_token_id=ids("<|startofprev|>"),
-        max_length=48,
+        max_length=24,  # as Whisper checkpoints: the decoder's positions
         num_beams=1,
         max_initial_timestamp_index=50,
         # as Whisper: no transcript starts with a bare space or ends at once
@@ -123,7 +123,7 @@ def build_whisper_folder(folder: Path, multilingual: bool = True) -> Path:
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
         max_source_positions=frames // 2,
-        max_target_positions=64,
+        max_target_positions=24,
         decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.eos_token_id,

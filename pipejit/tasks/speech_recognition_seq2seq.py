@@ -1,4 +1,4 @@
-"""automatic-speech-recognition for Whisper: batched windows, a compiled encoder, static-cache decoding.
+"""automatic-speech-recognition for Whisper: batched windows, compiled encoder, static-cache decode.
 
 Each input becomes one or more 30-second windows (Whisper's own window; the
 chunks of ``chunk_length_s`` when given, with their strides), prepared by the
@@ -20,9 +20,8 @@ the encoder inside ``generate``. Output formatting is the reference's
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,12 +141,16 @@ class SpeechRecognitionSeq2Seq(Task):
             # word timestamps read cross-attention weights, which the compiled step drops
             if _beams(self.model, generation) == 1 and not params.postprocess["words"]:
                 features, mask = _fill_to_power_of_two(features), _fill_to_power_of_two(mask)
-                generation.update(cache_implementation="static", compile_config=self._compile(runner))
+                generation.update(
+                    cache_implementation="static", compile_config=self._compile(runner)
+                )
         try:
             if params.postprocess["words"]:
                 # the alignment of a batch reads the other rows' padding: one row at a time
                 parts = [
-                    self._rows(self._generate(features[i : i + 1], mask[i : i + 1], generation), 1, params)
+                    self._rows(
+                        self._generate(features[i : i + 1], mask[i : i + 1], generation), 1, params
+                    )
                     for i in range(rows)
                 ]
                 return _stack(parts, self.model.generation_config.pad_token_id)
@@ -177,20 +180,20 @@ class SpeechRecognitionSeq2Seq(Task):
         self._compile_failed = True
         warnings.warn(
             f"torch.compile failed for Whisper's encoder or decode step ({type(error).__name__}: "
-            f"{str(error)[:200]}); decoding eager from now on. Pass compile=False to skip compiling.",
+            f"{str(error)[:200]}); decoding eager from now on. "
+            "Pass compile=False to skip compiling.",
             RuntimeWarning,
             stacklevel=3,
         )
 
     def _compile(self, runner) -> CompileConfig:
         if self._compile_config is None:
-            self._compile_config = CompileConfig(
-                fullgraph=True,
-                dynamic=False,
-                backend=runner.backend,
-                mode=runner.mode or "default",
-                _compile_all_devices=True,
+            config = CompileConfig(
+                fullgraph=True, dynamic=False, backend=runner.backend, mode=runner.mode or "default"
             )
+            # generate() compiles only on accelerators unless told to on every device
+            config._compile_all_devices = True
+            self._compile_config = config
         return self._compile_config
 
     def _rows(self, output: Any, rows: int, params: Params) -> dict[str, torch.Tensor]:
