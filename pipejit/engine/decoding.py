@@ -7,7 +7,9 @@ cache length) with ``torch.compile(fullgraph=True)``. Compiled batches run at
 power-of-two sizes, so graphs stay few whatever sizes the scheduler cuts; cache
 lengths come from a coarse ladder (powers of two), so prompts of any length
 share the step's graph: the prompt length only sets where in the cache decoding
-starts, which the cache counts in a tensor of its own, never in a shape.
+starts, which the cache counts in a tensor of its own, never in a shape. The
+prefill may take further inputs (a vision-language model's pixel values); the
+step never does.
 
 Finished rows (EOS or a stop criterion) stay in the batch, masked: their next
 tokens are replaced by the pad token, as ``generate`` does, and the loop ends

@@ -7,6 +7,7 @@ import torch
 import transformers
 
 import pipejit
+from pipejit.engine.collate import collate
 from tests.vlm_models import build_llava_folder, make_image
 
 TASK = "image-text-to-text"
@@ -108,6 +109,22 @@ def _flat(nested: list[list]) -> list:
     return [image for group in nested for image in group]
 
 
+def test_prompt_images_stack_whole_beside_left_padded_tokens(pair):
+    _, ours = pair
+    task = ours.task
+    params = task.parse_params(dict(GREEDY))
+    items = [
+        task.preprocess({"images": make_image(i), "text": TEXTS[i]}, params)[0] for i in (0, 1)
+    ]
+    assert items[0].group == items[1].group == (("pixel_values", (1, 3, 30, 30)),)
+    batch = collate(items, 32, task.pad_values, torch.device("cpu"), task.padding_side)
+    assert batch["pixel_values"].shape == (2, 1, 3, 30, 30)
+    torch.testing.assert_close(batch["pixel_values"][1], items[1].tensors["pixel_values"])
+    short = items[0].length
+    assert batch["attention_mask"][0].tolist() == [0] * (32 - short) + [1] * short
+    assert batch["input_ids"][0, -short:].tolist() == items[0].tensors["input_ids"].tolist()
+
+
 def test_return_tensors_and_text_only_prompts(pair):
     reference, ours = pair
     want = reference(text=CHATS[1], return_tensors=True, **GREEDY)
@@ -144,6 +161,13 @@ def test_decode_step_compiles_once_per_batch_bucket(folder, pair, counting_backe
     got = ours(text=longer, batch_size=4, **dict(kwargs, max_new_tokens=14))
     assert got == reference(text=longer, **dict(kwargs, max_new_tokens=14))
     assert counting_backend.graphs == len(decoder.step_shapes)
+    # two images a prompt: a batch of three fills to four with the last prompt's pair
+    texts = ["<image><image> a", "<image><image> the cat and", "<image> <image> paris"]
+    nested = [[make_image(i), make_image(i + 1)] for i in range(3)]
+    want = [reference(images=group, text=text, **GREEDY)[0] for group, text in zip(nested, texts)]
+    assert ours(images=nested, text=texts, batch_size=4, **GREEDY) == want
+    assert counting_backend.graphs == len(decoder.step_shapes)
+    assert (4, 64) in decoder.step_shapes  # prompts of mixed lengths decoded together
     assert {rows for rows, _ in decoder.step_shapes} <= {1, 4}
     assert {slots for _, slots in decoder.step_shapes} == {64}
 
