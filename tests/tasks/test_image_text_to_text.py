@@ -63,6 +63,10 @@ def test_single_prompt_with_an_image(pair):
     assert ours(images=make_image(5), text=TEXTS[1], **GREEDY) != want
 
 
+def test_task_is_inferred_from_the_architecture(folder):
+    assert pipejit.pipeline(model=folder, compile=False).task.name == TASK
+
+
 @pytest.mark.parametrize("return_full_text", [True, False])
 def test_chat_with_an_image(pair, return_full_text):
     reference, ours = pair
