@@ -20,14 +20,15 @@ def collate(
     """Pad the first axis of every tensor of ``items`` to ``length`` and stack them
     (padding goes right, or left with ``padding_side="left"``).
 
-    With ``length`` None the items are stacked as they are (they share one shape).
+    With ``length`` None the items are stacked as they are (they share one shape), and
+    so are the tensors an item names in ``Features.whole``.
     Keys missing from ``pad_values`` pad with 0 (attention masks, token types).
     Dtypes and trailing axes are kept. The stacked batch crosses to the device in
     one copy per key.
     """
     batch: dict[str, torch.Tensor] = {}
     for key, first in items[0].tensors.items():
-        if length is None:
+        if length is None or key in items[0].whole:
             out = torch.stack([item.tensors[key] for item in items])
         else:
             shape = (len(items), length, *first.shape[1:])

@@ -7,7 +7,9 @@ cache length) with ``torch.compile(fullgraph=True)``. Compiled batches run at
 power-of-two sizes, so graphs stay few whatever sizes the scheduler cuts; cache
 lengths come from a coarse ladder (powers of two), so prompts of any length
 share the step's graph: the prompt length only sets where in the cache decoding
-starts, which the cache counts in a tensor of its own, never in a shape.
+starts, which the cache counts in a tensor of its own, never in a shape. The
+prefill may take further inputs (a vision-language model's pixel values); the
+step never does.
 
 Finished rows (EOS or a stop criterion) stay in the batch, masked: their next
 tokens are replaced by the pad token, as ``generate`` does, and the loop ends
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +54,14 @@ def cache_length(needed: int) -> int:
     while length < needed:
         length *= 2
     return length
+
+
+def _fill_rows(t: torch.Tensor, rows: int, filled: int) -> torch.Tensor:
+    """``t`` (the same number of entries per row on its first axis, row by row) with the
+    last row's entries repeated until it holds ``filled`` rows."""
+    per_row = t.shape[0] // rows
+    last = t[t.shape[0] - per_row :]
+    return torch.cat([t, last.repeat(filled - rows, *[1] * (t.dim() - 1))])
 
 
 class Decoder:
@@ -91,17 +101,21 @@ class Decoder:
         pad_id: int,
         stop: StopCheck | None = None,
         budgets: torch.Tensor | None = None,
+        prefill_kwargs: Mapping[str, torch.Tensor] | None = None,
     ) -> Decoded:
         """Decode up to ``max_new_tokens`` for each row of a left-padded batch
-        (``budgets``: a smaller limit per row, where rows differ)."""
+        (``budgets``: a smaller limit per row, where rows differ).
+
+        ``prefill_kwargs`` are further inputs of the prefill forward only (an image's
+        ``pixel_values``): each lists the rows' entries in row order on its first
+        axis, the same number per row."""
         rows = input_ids.shape[0]
         if self._step is not None and rows & (rows - 1):
             # compiled: a batch runs at a power-of-two size, filled with copies of its last row
             filled = 1 << rows.bit_length()
-            extra = [filled - rows] + [1] * (input_ids.dim() - 1)
 
             def fill(t: torch.Tensor | None) -> torch.Tensor | None:
-                return None if t is None else torch.cat([t, t[-1:].repeat(*extra[: t.dim()])])
+                return None if t is None else _fill_rows(t, rows, filled)
 
             decoded = self.decode(
                 fill(input_ids),
@@ -112,6 +126,7 @@ class Decoder:
                 pad_id=pad_id,
                 stop=stop,
                 budgets=fill(budgets),
+                prefill_kwargs={k: fill(v) for k, v in (prefill_kwargs or {}).items()},
             )
             return Decoded(decoded.tokens[:rows], decoded.counts[:rows])
         length = input_ids.shape[1]
@@ -138,6 +153,7 @@ class Decoder:
                     cache=cache,
                     use_cache=True,
                     logits_to_keep=1,
+                    **(prefill_kwargs or {}),
                 )
                 .logits[:, -1]
                 .float()

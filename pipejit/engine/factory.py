@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import transformers
 from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
 from pipejit.engine.buckets import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
 from pipejit.engine.compile_cache import CompileCache
@@ -56,6 +57,11 @@ ARCHITECTURE_TASKS = (
     ("ForCTC", "automatic-speech-recognition"),
     ("WhisperForConditionalGeneration", "automatic-speech-recognition"),
     ("ClapModel", "zero-shot-audio-classification"),
+    *(
+        (name, "image-text-to-text")
+        for name in sorted(set(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.values()))
+        if isinstance(name, str) and name.endswith("ForConditionalGeneration")
+    ),
     ("ForCausalLM", "text-generation"),
     ("Model", "feature-extraction"),
 )

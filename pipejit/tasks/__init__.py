@@ -18,6 +18,7 @@ from pipejit.tasks.fill_mask import FillMask
 from pipejit.tasks.image_classification import ImageClassification
 from pipejit.tasks.image_feature_extraction import ImageFeatureExtraction
 from pipejit.tasks.image_segmentation import ImageSegmentation
+from pipejit.tasks.image_text_to_text import ImageTextToText
 from pipejit.tasks.mask_generation import MaskGeneration
 from pipejit.tasks.object_detection import ObjectDetection
 from pipejit.tasks.speech_recognition_ctc import SpeechRecognitionCTC
@@ -54,6 +55,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     SpeechRecognitionSeq2Seq,
     ZeroShotAudioClassification,
     TextGeneration,
+    ImageTextToText,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:

@@ -29,12 +29,15 @@ class Features:
     length, padded to the bucket in a batch. ``group`` keeps apart items that can
     never share a batch (images of different processed sizes); ``size`` states
     the item's cost in length units when its tensors have no length axis.
+    ``whole`` names the tensors of a padded item that have no length axis (a
+    prompt's image beside its tokens): they are stacked as they are, never padded.
     """
 
     tensors: dict[str, torch.Tensor]
     context: dict[str, Any] = field(default_factory=dict)
     group: Hashable = None
     size: int | None = None
+    whole: frozenset[str] = frozenset()
 
     @property
     def length(self) -> int:
