@@ -132,13 +132,18 @@ class Pipeline:
                 continue
             item = self.task.dummy_features(length)
             batch = collate(
-                [item] * size, length, self.task.pad_values, self.device, self.task.padding_side
+                [item] * size,
+                length if self.task.pads else None,
+                self.task.pad_values,
+                self.device,
+                self.task.padding_side,
             )
             try:
                 if graphs is not None:
                     graphs.capture_bucket(batch, params, length)
                 else:
-                    self.runner(batch)
+                    # the task's whole step: decoding tasks compile more than the forward
+                    self.task.run(self.runner, batch, params)
             except torch.OutOfMemoryError:
                 self.memory.record(size, length)
         self._save_compile_cache()

@@ -59,6 +59,11 @@ class SpeechRecognitionSeq2Seq(Task):
         return MAX_SECONDS * self.sampling_rate // self.feature_extractor.hop_length // 2
 
     @property
+    def length_ladder(self) -> tuple[int, ...]:
+        """One window's encoder positions: every window costs the same (warmup runs one)."""
+        return (self.window_frames // 2,)
+
+    @property
     def forward_module(self) -> torch.nn.Module:
         return self.model.get_encoder()
 

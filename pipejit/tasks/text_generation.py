@@ -145,6 +145,12 @@ class TextGeneration(Task):
         context = {"prompt_text": encoded["prompt_text"], "input_ids": input_ids}
         return [Features(tensors, context) for _ in range(config.num_return_sequences)]
 
+    def dummy_features(self, length: int) -> Features:
+        item = super().dummy_features(length)
+        # two new tokens: the prefill, then one run of the compiled step
+        item.tensors["budget"] = torch.full((length,), 2, dtype=torch.long)
+        return item
+
     # -- decoding -------------------------------------------------------------------------
 
     def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
