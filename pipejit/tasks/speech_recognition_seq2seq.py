@@ -3,18 +3,20 @@
 Each input becomes one or more 30-second windows (Whisper's own window; the
 chunks of ``chunk_length_s`` when given, with their strides), prepared by the
 reference pipeline's preprocessing so that features, strides and extra keys are
-transformers' own. The windows of all inputs are batched together. Per batch the
-encoder runs once, compiled (every window has the same shape, so one graph per
-batch size), and its states go to Whisper's ``generate``, which owns the
-decoding rules (initial tokens, language detection, timestamp rules, the
-temperature fallback). When compiled, decoding uses a static KV cache and
-``generate``'s compiled one-token step; batches are filled to a power of two
-so that the step compiles once per batch bucket, never per step or per length.
+transformers' own. The windows of all inputs are batched together and handed
+to Whisper's ``generate``, which owns the decoding rules (initial tokens,
+language detection, timestamp rules, seeking within a window, the temperature
+fallback). When compiled (on CUDA: see ``compile_devices``), the encoder is
+compiled in place (every window has one shape) and decoding uses a static KV
+cache and ``generate``'s compiled one-token step; batches are filled to a power
+of two so that the step compiles once per batch bucket, never per step or per
+length.
 
 Audio longer than one window without ``chunk_length_s`` goes through
 ``generate``'s own sequential long-form loop (batched with inputs of the same
-length), and word timestamps through its cross-attention alignment; both with
-the encoder inside ``generate``. Output formatting is the reference's
+length). Word timestamps come from its cross-attention alignment, one row at a
+time: a batch's alignment reads the other rows' padding, so transformers' own
+batched word times differ from its batch-1 ones. Output formatting is the reference's
 ``postprocess`` (``_decode_asr``), fed per window exactly as at batch size 1.
 """
 
@@ -40,6 +42,11 @@ class SpeechRecognitionSeq2Seq(Task):
     length_unit = "encoder positions"
     # generate() syncs with the host every step: nothing a CUDA graph can hold
     capturable = False
+    # Where compile=True compiles the encoder and the decode step. On a 2-core CPU a
+    # whisper-tiny-size run gained nothing from it (chunks of 30 s, interleaved with
+    # eager), and compiled kernels' rounding flipped one greedy token of 96 x 12 on
+    # random weights, so CPUs decode eager.
+    compile_devices: tuple[str, ...] = ("cuda",)
 
     @classmethod
     def serves(cls, model: torch.nn.Module) -> bool:
@@ -141,7 +148,8 @@ class SpeechRecognitionSeq2Seq(Task):
         generation = dict(params.postprocess["generate"])
         features, mask = inputs["input_features"], inputs["attention_mask"]
         rows = features.shape[0]
-        if runner.compiled and not self._compile_failed:
+        compiling = features.device.type in self.compile_devices
+        if runner.compiled and compiling and not self._compile_failed:
             self._compile_encoder(runner)
             # word timestamps read cross-attention weights, which the compiled step drops
             if _beams(self.model, generation) == 1 and not params.postprocess["words"]:

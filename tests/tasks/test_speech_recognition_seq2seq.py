@@ -103,7 +103,20 @@ def test_english_only_model_has_no_language_token(folders):
     assert_same(pj(CLIPS, batch_size=4), expected(ref, CLIPS))
 
 
-def test_compiled_decoding_matches_and_compiles_per_batch_bucket(folders):
+@pytest.fixture
+def compile_on_cpu(monkeypatch):
+    """Compiled decoding, which pipejit keeps to CUDA by default, on this CPU."""
+    monkeypatch.setattr(SpeechRecognitionSeq2Seq, "compile_devices", ("cuda", "cpu"))
+
+
+def test_cpu_decodes_eager_by_default(folders):
+    pj = pipejit.pipeline(model=str(folders["multilingual"]), compile=True)
+    counters.clear()
+    pj(CLIPS[:2], batch_size=2)
+    assert counters["stats"]["unique_graphs"] == 0
+
+
+def test_compiled_decoding_matches_and_compiles_per_batch_bucket(folders, compile_on_cpu):
     folder = str(folders["multilingual"])
     ref = transformers.pipeline(TASK, model=folder)
     pj = pipejit.pipeline(model=folder, compile=True)
@@ -121,7 +134,7 @@ def test_compiled_decoding_matches_and_compiles_per_batch_bucket(folders):
     assert counters["stats"]["unique_graphs"] == graphs
 
 
-def test_compile_failure_falls_back_to_eager(folders):
+def test_compile_failure_falls_back_to_eager(folders, compile_on_cpu):
     folder = str(folders["multilingual"])
 
     def broken(graph_module, example_inputs):
