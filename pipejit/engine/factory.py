@@ -34,6 +34,7 @@ LOADING_OPTIONS = {
     "image_processor",
     "feature_extractor",
     "processor",
+    "sampling_rate",
 }
 # Architecture name endings, in the order transformers' own task defaults would pick them.
 ARCHITECTURE_TASKS = (
@@ -55,6 +56,7 @@ ARCHITECTURE_TASKS = (
     ("ForAudioClassification", "audio-classification"),
     ("ForCTC", "automatic-speech-recognition"),
     ("ClapModel", "zero-shot-audio-classification"),
+    ("VitsModel", "text-to-audio"),
     ("ForCausalLM", "text-generation"),
     ("Model", "feature-extraction"),
 )
@@ -138,7 +140,10 @@ def pipeline(
         dynamic_dims=(0, 1) if task_obj.pads else (0,),
     )
     graphs = None
-    if cuda_graphs is True or (cuda_graphs == "auto" and compile and torch_device.type == "cuda"):
+    wants_graphs = cuda_graphs is True or (
+        cuda_graphs == "auto" and compile and torch_device.type == "cuda"
+    )
+    if wants_graphs and task_obj.graph_safe:
         graphs = GraphRunner(
             runner,
             task_obj,

@@ -24,6 +24,7 @@ from pipejit.tasks.speech_recognition_ctc import SpeechRecognitionCTC
 from pipejit.tasks.table_question_answering import TableQuestionAnswering
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.text_generation import TextGeneration
+from pipejit.tasks.text_to_audio import TextToAudio
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.video_classification import VideoClassification
 from pipejit.tasks.zero_shot_audio_classification import ZeroShotAudioClassification
@@ -52,6 +53,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     SpeechRecognitionCTC,
     ZeroShotAudioClassification,
     TextGeneration,
+    TextToAudio,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:

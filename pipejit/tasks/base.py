@@ -74,6 +74,9 @@ class Task(ABC):
     # as one token of the token budget (audio: samples per model frame).
     length_unit: ClassVar[str] = "tokens"
     units_per_token: ClassVar[int] = 1
+    # Whether ``run`` keeps fixed shapes without reading the device on the host, so
+    # that a CUDA graph may capture and replay it (False: the engine never tries).
+    graph_safe: ClassVar[bool] = True
 
     @classmethod
     def serves(cls, model: torch.nn.Module) -> bool:
