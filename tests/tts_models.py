@@ -1,9 +1,9 @@
 """Tiny VITS text-to-speech models with a character tokenizer built offline from a
 vocab json, saved to folders that both pipelines load.
 
-The noise scales are 0, so synthesis is deterministic and parity exact within float
-tolerance. "vits" uses the stochastic duration predictor; "vits-speakers" the plain
-one, with three speakers (``speaker_id`` through ``forward_params``).
+The noise scales are 0 unless asked, so synthesis is deterministic and parity exact
+within float tolerance. One speaker: the stochastic duration predictor; several
+speakers: the plain one (``speaker_id`` through ``forward_params``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def build_tokenizer(folder: Path) -> VitsTokenizer:
     return tokenizer
 
 
-def build_vits_folder(folder: Path, *, speakers: int = 1, seed: int = 0) -> Path:
+def build_vits_folder(
+    folder: Path, *, speakers: int = 1, seed: int = 0, noise_scale: float = 0.0
+) -> Path:
     config = VitsConfig(
         vocab_size=len(CHARACTERS),
         hidden_size=16,
@@ -50,7 +52,7 @@ def build_vits_folder(folder: Path, *, speakers: int = 1, seed: int = 0) -> Path
         prior_encoder_num_flows=2,
         prior_encoder_num_wavenet_layers=2,
         posterior_encoder_num_wavenet_layers=2,
-        noise_scale=0.0,
+        noise_scale=noise_scale,
         noise_scale_duration=0.0,
         sampling_rate=8000,
         pad_token_id=0,

@@ -31,6 +31,7 @@ def folders(tmp_path_factory):
     return {
         "vits": str(build_vits_folder(root / "vits")),
         "speakers": str(build_vits_folder(root / "speakers", speakers=3, seed=1)),
+        "noisy": str(build_vits_folder(root / "noisy", speakers=3, seed=1, noise_scale=0.667)),
     }
 
 
@@ -165,6 +166,44 @@ def test_compiled_per_bucket(folders, counting_backend):
     # the same texts again compile nothing
     assert_all_same(fast(TEXTS, batch_size=4, **params), expected)
     assert counting_backend.graphs == buckets
+
+
+def test_noise_is_reproducible_and_distributed_as_the_reference(pair):
+    """With noise, the draws differ from the reference's but follow its distribution:
+    same lengths (durations are deterministic here), same spread over seeds, means
+    that converge, and one seed gives one output."""
+    reference, fast = pair("noisy")
+    texts = ["hello world", "good morning"]
+    ours, theirs = [], []
+    for seed in range(16):
+        torch.manual_seed(seed)
+        theirs.append([reference(text)["audio"] for text in texts])
+        torch.manual_seed(seed)
+        ours.append([out["audio"] for out in fast(texts, batch_size=2)])
+    torch.manual_seed(3)
+    assert all(np.array_equal(a["audio"], b) for a, b in zip(fast(texts), ours[3]))
+    for i in range(len(texts)):
+        mine = np.stack([draws[i] for draws in ours])
+        ref = np.stack([draws[i] for draws in theirs])
+        assert mine.shape == ref.shape
+        one_draw_apart = np.abs(ref[0] - ref[1]).mean()
+        assert one_draw_apart > 0.1 and not np.allclose(mine[0], mine[1])
+        assert np.abs(mine.mean(0) - ref.mean(0)).mean() < 0.5 * one_draw_apart
+        assert mine.std(0).mean() == pytest.approx(ref.std(0).mean(), rel=0.15)
+
+
+@pytest.mark.slow
+def test_inductor_compiled(folders):
+    """The default compile (inductor) on both modules, without falling back to eager."""
+    reference = transformers.pipeline("text-to-audio", model=folders["speakers"])
+    fast = pipejit.pipeline("text-to-audio", model=folders["speakers"])
+    params = {"forward_params": {"speaker_id": 2}}
+    texts = TEXTS[:4]
+    expected = [reference(text, **params) for text in texts]
+    assert_all_same(fast(texts, batch_size=4, **params), expected)
+    synthesis = fast.task.synthesis(fast.runner)
+    assert fast.stats()["compile_failed"] is None and synthesis.stats.compile_failed is None
+    assert fast.runner.compiled and synthesis.compiled
 
 
 @pytest.mark.parametrize(
