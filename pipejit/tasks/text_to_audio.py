@@ -11,12 +11,12 @@ MusicGen and Bark sample.)
 How a batch runs: texts are tokenized by the reference pipeline, sorted and padded
 to a length bucket; ``VitsFrontEnd`` (text encoder and duration predictor) runs
 through the engine's runner, compiled per text bucket. The frame count each text
-gets is known only then: the batch's frames are padded to a frame bucket
-(``frame_bucket``) and ``VitsSynthesis`` (flow and HiFi-GAN, masked so that padding
-never reaches a row's samples; see ``pipejit.tasks.vits_modules``) runs through a
-second runner, compiled per frame bucket. batch_size > 1 gives the audio of batch 1.
-The waveform is cut to each row's length and formatted by the reference's own
-``postprocess``.
+gets is known only then: the batch's frames are padded to its longest row (to a
+frame bucket, ``frame_bucket``, when compiled to static shapes), and
+``VitsSynthesis`` (flow and HiFi-GAN, masked so that padding never reaches a row's
+samples; see ``pipejit.tasks.vits_modules``) runs through a second runner, compiled
+as the first is. batch_size > 1 gives the audio of batch 1. The waveform is cut to
+each row's length and formatted by the reference's own ``postprocess``.
 
 Parameters are the reference's: ``forward_params`` (``speaker_id``,
 ``speaking_rate``), ``generate_kwargs`` (refused, as the reference refuses them for
@@ -57,6 +57,7 @@ def frame_bucket(frames: int) -> int:
 class TextToAudio(Task):
     name = "text-to-audio"
     aliases = ("text-to-speech",)
+    truncation_hint = "split it into shorter texts"
     # run() sizes the synthesis by the predicted durations, read on the host
     graph_safe = False
 
@@ -147,9 +148,11 @@ class TextToAudio(Task):
         if speaker_id is not None:
             speaker["speaker_id"] = torch.full((rows,), speaker_id, device=device)
         log_duration, means, log_variances = runner({**inputs, **speaker})
+        # only graphs specialised to one shape gain from a few frame counts
+        bucketed = runner.compiled and not runner.dynamic
         with torch.inference_mode():
             latents, frames = self._expand(
-                inputs["attention_mask"], log_duration, means, log_variances, params
+                inputs["attention_mask"], log_duration, means, log_variances, params, bucketed
             )
         waveform, samples = self.synthesis(runner)(
             {"prior_latents": latents, "frames": frames, **speaker}
@@ -163,14 +166,17 @@ class TextToAudio(Task):
         means: torch.Tensor,
         log_variances: torch.Tensor,
         params: Params,
+        bucketed: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each token's prior repeated over its predicted frames, the batch padded to a
-        frame bucket: (batch, flow, frames) latents and each row's frame count."""
+        """Each token's prior repeated over its predicted frames, the batch padded to its
+        longest row or, ``bucketed``, to a frame bucket: (batch, flow, frames) latents
+        and each row's frame count."""
         input_mask = attention_mask.unsqueeze(1).to(means.dtype)  # (batch, 1, tokens)
         scale = 1.0 / params.postprocess["speaking_rate"]
         duration = torch.ceil(torch.exp(log_duration) * input_mask * scale)
         frames = torch.clamp_min(duration.sum(dim=(1, 2)), 1).long()
-        length = frame_bucket(int(frames.max()))
+        length = int(frames.max())
+        length = frame_bucket(length) if bucketed else length
         positions = torch.arange(length, device=means.device, dtype=duration.dtype)
         # token j covers frames [end of j-1, end of j): "before its end" minus "before the last end"
         before_end = (positions[None, :, None] < torch.cumsum(duration, -1)).to(means.dtype)

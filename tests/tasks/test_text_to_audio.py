@@ -206,6 +206,20 @@ def test_inductor_compiled(folders):
     assert fast.runner.compiled and synthesis.compiled
 
 
+@pytest.mark.cuda
+def test_cuda_runs_without_graphs(folders, monkeypatch):
+    """On CUDA the engine leaves this task uncaptured (its run reads durations on the
+    host) and the compiled modules still match the reference (convolutions in full
+    fp32: TF32 would round the two sides' differently padded inputs differently)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    reference = transformers.pipeline("text-to-audio", model=folders["speakers"], device="cuda")
+    fast = pipejit.pipeline("text-to-audio", model=folders["speakers"], device="cuda")
+    assert fast.graphs is None
+    params = {"forward_params": {"speaker_id": 1}}
+    expected = [reference(text, **params) for text in TEXTS]
+    assert_all_same(fast(TEXTS, batch_size=4, **params), expected)
+
+
 @pytest.mark.parametrize(
     ("inputs", "kwargs", "error", "match"),
     [
@@ -217,6 +231,7 @@ def test_inductor_compiled(folders):
         ("hello", {"forward_params": {"noise": 1}}, TypeError, "unexpected forward_params"),
         ("hello", {"generate_kwargs": {"max_new_tokens": 5}}, ValueError, "generate_kwargs"),
         ("hello", {"forward_params": {"speaking_rate": 0}}, ValueError, "speaking_rate"),
+        ("a" * 600, {}, ValueError, "more than the model's maximum of 1024; split it"),
     ],
 )
 def test_bad_input(pair, inputs, kwargs, error, match):
