@@ -72,14 +72,13 @@ def main() -> None:
             runs["pipejit compiled bs=8"] = lambda x: compiled(x, batch_size=8)
         # the audio the texts make (batch 1), the same for every run
         audio = sum(o["audio"].size / o["sampling_rate"] for o in eager(inputs, batch_size=1))
-        totals = dict.fromkeys(runs, 0.0)
+        print(f"{len(inputs)} texts, {audio:.1f} s of audio; seconds of audio per second:")
+        rates = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, run in runs.items():
-                totals[name] += timed(run, inputs)
-        print(f"{len(inputs)} texts, {audio:.1f} s of audio, {args.rounds} round(s)")
-        for name, seconds in totals.items():
-            rate = args.rounds * audio / seconds
-            print(f"{name:34s} {rate:8.2f} s of audio per s ({seconds:.2f} s total)")
+                rates[name].append(audio / timed(run, inputs))
+        for name, values in rates.items():
+            print(f"{name:34s} " + " ".join(f"{v:7.2f}" for v in values))
 
 
 if __name__ == "__main__":
