@@ -35,6 +35,7 @@ LOADING_OPTIONS = {
     "image_processor",
     "feature_extractor",
     "processor",
+    "sampling_rate",
 }
 # Architecture name endings, in the order transformers' own task defaults would pick them.
 ARCHITECTURE_TASKS = (
@@ -62,6 +63,7 @@ ARCHITECTURE_TASKS = (
         for name in sorted(set(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.values()))
         if isinstance(name, str) and name.endswith("ForConditionalGeneration")
     ),
+    ("VitsModel", "text-to-audio"),
     ("ForCausalLM", "text-generation"),
     ("Model", "feature-extraction"),
 )

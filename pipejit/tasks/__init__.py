@@ -26,6 +26,7 @@ from pipejit.tasks.speech_recognition_seq2seq import SpeechRecognitionSeq2Seq
 from pipejit.tasks.table_question_answering import TableQuestionAnswering
 from pipejit.tasks.text_classification import TextClassification
 from pipejit.tasks.text_generation import TextGeneration
+from pipejit.tasks.text_to_audio import TextToAudio
 from pipejit.tasks.token_classification import TokenClassification
 from pipejit.tasks.video_classification import VideoClassification
 from pipejit.tasks.zero_shot_audio_classification import ZeroShotAudioClassification
@@ -56,6 +57,7 @@ TASK_CLASSES: tuple[type[Task], ...] = (
     ZeroShotAudioClassification,
     TextGeneration,
     ImageTextToText,
+    TextToAudio,
 )
 TASKS: dict[str, list[type[Task]]] = {}
 for _cls in TASK_CLASSES:
