@@ -157,6 +157,11 @@ def whisper_asr(
         for name, param in model.named_parameters():
             if param.dim() > 1 and "embed_positions" not in name:
                 param.normal_(0.0, 0.3)
+        # Timestamp tokens score near zero (their output rows are tied to these), so they
+        # are picked only where Whisper's timestamp rules force them: a random model that
+        # emitted them freely can keep transformers' seek loop from advancing.
+        first_timestamp = tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1
+        model.get_decoder().embed_tokens.weight[first_timestamp:].normal_(0.0, 0.01)
     heads = [[layer, 0] for layer in range(sizes["decoder_layers"])]
     # as Whisper checkpoints: generation may run up to the decoder's positions
     model.generation_config = generation_config(tokenizer, languages, positions, heads)

@@ -5,7 +5,8 @@ and clips of 5 to 60 s, cut into 30-second chunks (``chunk_length_s=30``) by
 both engines. Random weights rarely stop on their own, so both engines cap
 each chunk at ``--new-tokens`` (96 by default, about what 30 s of speech
 holds). Each round runs every engine in turn, so that a shared CPU's drift hits
-all alike; compiled pipejit is warmed up first and its warmup timed apart.
+all alike; pipejit with its defaults (on CUDA: compiled encoder and static-cache
+decode step; on a CPU: eager) is warmed up first and its warmup timed apart.
 Transcripts are checked against transformers at batch 1.
 Run: ``python -m pipejit.bench.whisper_speed --clips 8``.
 """
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=96)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--tiny", action="store_true", help="a tiny model (a smoke run)")
     args = parser.parse_args()
     audio = clips(args.clips)
@@ -60,9 +62,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         texts = workloads.sentences(2000, seed=3)
         folder = whisper_asr(Path(tmp) / "whisper", texts, tiny=args.tiny)
-        ref = transformers.pipeline(TASK, model=folder)
-        eager = pipejit.pipeline(TASK, model=folder, compile=False)
-        compiled = pipejit.pipeline(TASK, model=folder, compile=True)
+        ref = transformers.pipeline(TASK, model=folder, device=args.device)
+        eager = pipejit.pipeline(TASK, model=folder, compile=False, device=args.device)
+        compiled = pipejit.pipeline(TASK, model=folder, device=args.device)
         start = time.perf_counter()
         compiled(audio, batch_size=args.batch_size, ignore_warning=True, **call)
         warmup = time.perf_counter() - start
@@ -75,7 +77,7 @@ def main() -> None:
             ("pipejit eager", size): lambda: eager(
                 audio, batch_size=size, ignore_warning=True, **call
             ),
-            ("pipejit compiled", size): lambda: compiled(
+            ("pipejit default", size): lambda: compiled(
                 audio, batch_size=size, ignore_warning=True, **call
             ),
         }
@@ -91,7 +93,7 @@ def main() -> None:
     print(
         f"{args.clips} clips, {audio_s:.0f} s of audio, chunks of {call['chunk_length_s']} s, "
         f"<= {call['generate_kwargs']['max_new_tokens']} new tokens per chunk, "
-        f"torch threads {torch.get_num_threads()}; compiled warmup {warmup:.1f} s"
+        f"torch threads {torch.get_num_threads()}, {args.device}; default warmup {warmup:.1f} s"
     )
     best_reference = min(min(seconds[k]) for k in seconds if k[0] == "transformers")
     for (engine, batch), times in seconds.items():
