@@ -242,31 +242,14 @@ class ImageTextToText(TextGeneration):
 
     # -- decoding -------------------------------------------------------------------------
 
-    def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        config: GenerationConfig = params.postprocess["config"]
-        chooser: TokenChooser = params.postprocess["chooser"]
-        eos = config.eos_token_id
-        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-        pad = config.pad_token_id if config.pad_token_id is not None else (eos or [0])[0]
-        budgets = inputs["budget"][:, -1]  # left padding: the last column is real
+    def prefill_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         extra = {}
         for key, value in inputs.items():
             if key in ("input_ids", "attention_mask", "budget"):
                 continue
             # whole tensors were stacked per prompt: the model takes them per image
             extra[key] = value if key in TEXT_KEYS else value.flatten(0, 1)
-        decoded = self.decoder(runner).decode(
-            inputs["input_ids"],
-            inputs["attention_mask"],
-            max_new_tokens=int(budgets.max()),
-            choose=chooser,
-            eos_ids=torch.tensor(eos, dtype=torch.long, device=budgets.device),
-            pad_id=int(pad),
-            stop=self._stop_check(config.stop_strings),
-            budgets=budgets,
-            prefill_kwargs=extra,
-        )
-        return {"tokens": decoded.tokens, "counts": decoded.counts}
+        return extra
 
     # -- outputs --------------------------------------------------------------------------
 

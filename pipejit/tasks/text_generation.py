@@ -169,8 +169,13 @@ class TextGeneration(Task):
             pad_id=int(pad),
             stop=self._stop_check(config.stop_strings),
             budgets=budgets,
+            prefill_kwargs=self.prefill_inputs(inputs),
         )
         return {"tokens": decoded.tokens, "counts": decoded.counts}
+
+    def prefill_inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Inputs of the prompt's forward besides its tokens (none for a text model)."""
+        return {}
 
     def decoder(self, runner) -> Decoder:
         if self._decoder is None:
