@@ -134,7 +134,12 @@ def build_generation_folder(kind: str, folder: Path, generation: dict | None = N
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(folder)
     torch.manual_seed(0)
-    model = build_model(tokenizer)
+    return save_widened(build_model(tokenizer), tokenizer, folder, generation)
+
+
+def save_widened(model, tokenizer, folder: Path, generation: dict | None = None) -> Path:
+    """Draw every weight matrix wide (std 0.3, far from greedy ties), give the model a
+    generation config with the tokenizer's special ids (and ``generation``), save it."""
     with torch.no_grad():
         for param in model.parameters():
             if param.dim() > 1:

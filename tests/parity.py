@@ -40,3 +40,23 @@ def assert_same(actual, expected, dtype: torch.dtype = torch.float32, path: str 
         )
     else:
         raise AssertionError(f"{path}: cannot compare {type(expected)}")
+
+
+def pipeline_pairs(task: str, folders: dict[str, str]):
+    """``get(kind)`` -> (transformers pipeline, eager pipejit pipeline) on ``folders[kind]``,
+    built once per kind."""
+    import transformers
+
+    import pipejit
+
+    built = {}
+
+    def get(kind: str):
+        if kind not in built:
+            built[kind] = (
+                transformers.pipeline(task, model=folders[kind]),
+                pipejit.pipeline(task, model=folders[kind], compile=False),
+            )
+        return built[kind]
+
+    return get

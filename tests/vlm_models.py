@@ -18,7 +18,6 @@ from PIL import Image
 from transformers import (
     AutoTokenizer,
     CLIPVisionConfig,
-    GenerationConfig,
     LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
@@ -26,7 +25,7 @@ from transformers import (
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from tests.generation_models import build_llama_tokenizer
+from tests.generation_models import build_llama_tokenizer, save_widened
 
 IMAGE_SIZE = 30
 PATCH_SIZE = 10
@@ -96,18 +95,7 @@ def build_llava_folder(folder: Path) -> Path:
         projector_hidden_act="gelu",
     )
     torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.normal_(0.0, 0.3)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model.save_pretrained(folder)
-    return folder
+    return save_widened(LlavaForConditionalGeneration(config), tokenizer, folder)
 
 
 def make_image(seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:

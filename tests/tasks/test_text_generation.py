@@ -10,6 +10,7 @@ from transformers import RepetitionPenaltyLogitsProcessor
 import pipejit
 from pipejit.engine.token_choice import penalize_repeats
 from tests.generation_models import build_generation_folder
+from tests.parity import pipeline_pairs
 
 # prompts of close lengths share a length bucket, so batches hold left-padded rows
 PROMPTS = [
@@ -43,17 +44,7 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pair(folders):
-    built = {}
-
-    def get(kind: str):
-        if kind not in built:
-            built[kind] = (
-                transformers.pipeline("text-generation", model=folders[kind]),
-                pipejit.pipeline("text-generation", model=folders[kind], compile=False),
-            )
-        return built[kind]
-
-    return get
+    return pipeline_pairs("text-generation", folders)
 
 
 def expected(reference, inputs, **kwargs):

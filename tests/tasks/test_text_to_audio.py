@@ -9,7 +9,7 @@ import transformers
 
 import pipejit
 from pipejit.tasks.text_to_audio import frame_bucket
-from tests.parity import TOLERANCE
+from tests.parity import TOLERANCE, pipeline_pairs
 from tests.tts_models import build_vits_folder
 
 # mixed lengths: several share a text bucket, so batches hold padded rows of
@@ -37,17 +37,7 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pair(folders):
-    built = {}
-
-    def get(kind: str):
-        if kind not in built:
-            built[kind] = (
-                transformers.pipeline("text-to-audio", model=folders[kind]),
-                pipejit.pipeline("text-to-audio", model=folders[kind], compile=False),
-            )
-        return built[kind]
-
-    return get
+    return pipeline_pairs("text-to-audio", folders)
 
 
 def assert_audio_same(actual, expected) -> None:
