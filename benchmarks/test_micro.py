@@ -8,7 +8,7 @@ import torch
 
 import pipejit
 from pipejit.bench.workloads import sentences
-from pipejit.engine.buckets import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
+from pipejit.engine.shapes import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
 from pipejit.engine.collate import collate
 from pipejit.engine.scheduler import plan_batches
 from tests.models import build_model_folder

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from pipejit.tasks.base import Features
+from pipejit.contract import Features
 
 
 def collate(

@@ -3,9 +3,9 @@
 A left-padded batch of prompts runs one prefill forward that fills a
 ``transformers.StaticCache``; then each new token runs the same fixed-shape
 step (batch x 1 token against the whole cache), compiled once per (batch size,
-cache length) with ``torch.compile(fullgraph=True)``. Compiled batches run at
-power-of-two sizes, so graphs stay few whatever sizes the scheduler cuts; cache
-lengths come from a coarse ladder (powers of two), so prompts of any length
+cache length) with ``torch.compile(fullgraph=True)``. Compiled batches run at the
+shape policy's decode sizes (powers of two), so graphs stay few whatever sizes the
+scheduler cuts; cache lengths come from its coarse ladder, so prompts of any length
 share the step's graph: the prompt length only sets where in the cache decoding
 starts, which the cache counts in a tensor of its own, never in a shape. The
 prefill may take further inputs (a vision-language model's pixel values); the
@@ -18,42 +18,22 @@ when every row has finished or ``max_new_tokens`` are out.
 
 from __future__ import annotations
 
-import contextlib
+import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from transformers import StaticCache
 
-from pipejit.engine.runner import Backend, _recompile_limit
+from pipejit.contract import ChooseToken, Decoded, StopCheck
+from pipejit.engine.runner import precision, recompile_limit
+from pipejit.engine.shapes import ShapePolicy, cache_length
+from pipejit.engine.stats import ModuleStats
 
-# Cache lengths are rounded up to a power of two from this floor.
-MIN_CACHE_LENGTH = 64
 # Static caches kept per decoder, by (batch, cache length); the oldest leaves first.
 KEPT_CACHES = 4
-
-# next tokens from (float32 logits [rows, vocab], tokens so far [rows, n], -1 = none)
-ChooseToken = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-# which rows must stop, from the tokens so far [rows, n] (pad ids where none)
-StopCheck = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class Decoded:
-    """New tokens per row ([rows, steps], pad after a row finished) and how many each made."""
-
-    tokens: torch.Tensor
-    counts: torch.Tensor
-
-
-def cache_length(needed: int) -> int:
-    """The cache-length bucket that holds ``needed`` positions."""
-    length = MIN_CACHE_LENGTH
-    while length < needed:
-        length *= 2
-    return length
 
 
 def _fill_rows(t: torch.Tensor, rows: int, filled: int) -> torch.Tensor:
@@ -72,15 +52,18 @@ class Decoder:
         model: torch.nn.Module,
         *,
         compile: bool,
-        backend: Backend = "inductor",
+        shapes: ShapePolicy,
+        backend: Any = "inductor",
         mode: str | None = None,
         max_graphs: int = 64,
         autocast: torch.dtype | None = None,
+        stats: ModuleStats | None = None,
     ):
         self.model = model
         self.autocast = autocast
+        self.shapes = shapes
         self.max_graphs = max_graphs
-        self.compile_failed: str | None = None
+        self.stats = stats if stats is not None else ModuleStats()
         # (batch, cache length) of every compiled step run: one graph each
         self.step_shapes: set[tuple[int, int]] = set()
         self._caches: OrderedDict[tuple[int, int], StaticCache] = OrderedDict()
@@ -110,9 +93,9 @@ class Decoder:
         ``pixel_values``): each lists the rows' entries in row order on its first
         axis, the same number per row."""
         rows = input_ids.shape[0]
-        if self._step is not None and rows & (rows - 1):
-            # compiled: a batch runs at a power-of-two size, filled with copies of its last row
-            filled = 1 << rows.bit_length()
+        filled = self.shapes.decode_rows(rows) if self._step is not None else rows
+        if filled != rows:
+            # compiled: a batch runs at a decode size, filled with copies of its last row
 
             def fill(t: torch.Tensor | None) -> torch.Tensor | None:
                 return None if t is None else _fill_rows(t, rows, filled)
@@ -143,7 +126,8 @@ class Decoder:
         new = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         counts = torch.zeros(rows, dtype=torch.long, device=device)
-        with torch.inference_mode(), self._autocast(device):
+        self.stats.count((rows, length))
+        with torch.inference_mode(), precision(self.autocast, device):
             cache.reset()  # the cache counts its own filled length: start at 0
             logits = (
                 self.model(
@@ -176,20 +160,24 @@ class Decoder:
                 where = length + step
                 mask[:, where] = 1
                 logits = self._run_step(token[:, None], next_position + step, mask, cache)
+                self.stats.decode_steps += 1
         return Decoded(new, counts)
 
     def _run_step(self, token, position, mask, cache) -> torch.Tensor:
         if self._step is None:
             return self._eager_step(token, position, mask, cache)
-        self.step_shapes.add((token.shape[0], mask.shape[1]))
+        shape = (token.shape[0], mask.shape[1])
+        first = shape not in self.step_shapes
+        self.step_shapes.add(shape)
+        start = time.perf_counter()
         try:
-            with _recompile_limit(self.max_graphs):
-                return self._step(token, position, mask, cache)
+            with recompile_limit(self.max_graphs):
+                logits = self._step(token, position, mask, cache)
         except torch.OutOfMemoryError:
             raise
         except Exception as error:  # noqa: BLE001 - any compiler failure means: run eager
             self._step = None
-            self.compile_failed = f"{type(error).__name__}: {error}"
+            self.stats.compile_failed = f"{type(error).__name__}: {error}"
             warnings.warn(
                 f"torch.compile failed for the decode step of {type(self.model).__name__} "
                 f"({type(error).__name__}: {str(error)[:200]}); decoding eager from now on. "
@@ -198,6 +186,9 @@ class Decoder:
                 stacklevel=3,
             )
             return self._eager_step(token, position, mask, cache)
+        if first:
+            self.stats.compile_seconds[("step", *shape)] = time.perf_counter() - start
+        return logits
 
     def _eager_step(self, token, position, mask, cache) -> torch.Tensor:
         out = self.model(
@@ -208,11 +199,6 @@ class Decoder:
             use_cache=True,
         )
         return out.logits[:, -1].float()
-
-    def _autocast(self, device: torch.device):
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=self.autocast)
 
     def _cache(self, rows: int, length: int, device: torch.device) -> StaticCache:
         """A static cache of this shape, kept for the next batches of the same shape."""

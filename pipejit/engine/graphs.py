@@ -1,20 +1,22 @@
-"""CUDA graphs per (batch, length) bucket: the forward and the task's ``reduce``, replayed.
+"""CUDA graphs per (batch, length) bucket: a forward task's forward and ``reduce``, replayed.
 
 Each captured bucket owns static input and output buffers; a batch is copied into
 the inputs of the smallest captured bucket that holds its rows (the extra rows keep
 earlier real rows, so they are valid inputs, and their outputs are dropped), the
-graph is replayed, and the batch's own output rows are cloned out. All graphs of a
+call's tensors (label embeddings, target ids) into buffers of their own, the graph
+is replayed, and the batch's own output rows are cloned out. All graphs of a
 pipeline share one memory pool and one capture stream; ``capture_plan`` orders
 buckets largest first, so the pool is sized once and smaller graphs reuse its blocks.
 A batch past the largest graph bucket (or the token cap) runs compiled, unrecorded.
 
-What is captured: ``task.run(runner, inputs, params)`` whole, i.e. forward plus
-``reduce``, so a batch is one replay and one small copy to the host. ``reduce``
-reads call parameters (``top_k``, ``function_to_apply``) and a capture bakes them
-in, so graphs are keyed by the parameters as well as the shape; a call with other
-parameters captures its own graphs (up to ``max_graphs`` in all). A task whose
-``run`` syncs with the host (a decoding loop) cannot be captured: the first failed
-capture turns graphs off for the pipeline, with one warning.
+What is captured: the engine's step of a ``ForwardTask`` (forward plus ``reduce``),
+which by the contract is tensor work on the buffers the engine owns, so a batch is
+one replay and one small copy to the host. A graph freezes whatever Python did at
+capture: ``reduce`` reads call parameters (``top_k``, ``function_to_apply``), so
+graphs are keyed by the parameters as well as the shape; a call with other
+parameters captures its own graphs (up to ``max_graphs`` in all). Step tasks
+(decoding loops, host-driven passes) are never captured. A failed capture turns
+graphs off for the pipeline, with one warning.
 
 Why explicit ``torch.cuda.graph`` capture of the compiled module rather than
 ``torch.compile(mode="reduce-overhead")``. Reasoned from torch's sources, NOT
@@ -38,39 +40,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from bisect import bisect_left
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
-if TYPE_CHECKING:
-    from pipejit.engine.runner import Runner
-    from pipejit.tasks.base import Params, Task
+from pipejit.contract import Params, Tensors
+from pipejit.engine.shapes import ShapePolicy
+from pipejit.engine.stats import ModuleStats
 
-Tensors = dict[str, torch.Tensor]
-GRAPH_MODES = (True, False, "auto")
-CAPTURE_POLICIES = ("lazy", "warmup")
-# Graphs pay where launch overhead rivals the math: small batches. Bigger batches
-# are compute-bound and run compiled; each graph's static outputs stay allocated.
-DEFAULT_GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64)
-DEFAULT_GRAPH_MAX_TOKENS = 16384
-
-
-def graph_batch(rows: int, ladder: Sequence[int]) -> int | None:
-    """The smallest step of the sorted ``ladder`` that holds ``rows``; None past its top."""
-    i = bisect_left(ladder, rows)
-    return ladder[i] if i < len(ladder) else None
-
-
-def capture_plan(
-    lengths: Iterable[int], batch_sizes: Iterable[int], max_tokens: float
-) -> list[tuple[int, int]]:
-    """The (batch, length) buckets within ``max_tokens`` padded tokens, largest first."""
-    sizes = sorted(set(batch_sizes))
-    buckets = {(b, n) for b in sizes for n in set(lengths) if b * n <= max_tokens}
-    return sorted(buckets, key=lambda bucket: (bucket[0] * bucket[1], bucket[0]), reverse=True)
+# the engine's step of a forward task: (batch, call tensors, params) -> reduced per-row tensors
+Step = Callable[[Tensors, Tensors, Params], Tensors]
 
 
 def params_key(params: Params) -> Hashable | None:
@@ -133,6 +114,7 @@ class CudaCapture:
 @dataclass
 class _Graph:
     inputs: Tensors
+    call: Tensors
     outputs: Tensors
     replay: Callable[[], None]
     rows: int
@@ -140,43 +122,41 @@ class _Graph:
 
 @dataclass
 class GraphStats:
-    """What the graph runner has done, for ``Pipeline.stats()``."""
+    """What the graph runner has done beyond the module's counts, for ``Pipeline.stats()``."""
 
-    captures: int = 0
     capture_seconds: dict[tuple[int, ...], float] = field(default_factory=dict)
-    hits: int = 0
     fallbacks: int = 0
     padded_rows: int = 0
     disabled: str | None = None
 
 
 class GraphRunner:
-    """Runs a task's batches as CUDA graph replays where a bucket is captured."""
+    """Runs a forward task's batches as CUDA graph replays where a bucket is captured."""
 
     def __init__(
         self,
-        runner: Runner,
-        task: Task,
+        step: Step,
         *,
+        shapes: ShapePolicy,
+        module_stats: ModuleStats,
+        module_name: str,
+        quiet: Callable[[], Any],
+        compiled: Callable[[], bool],
         mode: bool | str = True,
         policy: str = "lazy",
-        batch_sizes: Sequence[int] = DEFAULT_GRAPH_BATCHES,
-        max_tokens: int = DEFAULT_GRAPH_MAX_TOKENS,
         max_graphs: int = 512,
         capture: Capture | None = None,
     ):
-        if mode not in GRAPH_MODES:
-            raise ValueError(f"cuda_graphs must be one of {GRAPH_MODES}, got {mode!r}")
-        if policy not in CAPTURE_POLICIES:
-            raise ValueError(f"graph_capture must be one of {CAPTURE_POLICIES}, got {policy!r}")
-        if not batch_sizes or min(batch_sizes) < 1:
-            raise ValueError(f"graph_batch_sizes must be positive ints, got {batch_sizes!r}")
-        self.runner = runner
-        self.task = task
+        self.step = step
+        self.shapes = shapes
+        self.module_stats = module_stats
+        self.module_name = module_name
+        self.quiet = quiet
+        self.compiled = compiled
         self.mode = mode
         self.policy = policy
-        self.batch_sizes = tuple(sorted(set(batch_sizes)))
-        self.max_tokens = max_tokens
+        self.batch_sizes = tuple(sorted(set(shapes.capture_sizes)))
+        self.max_tokens = shapes.capture_max_tokens
         self.max_graphs = max_graphs
         self.stats = GraphStats()
         self._capture = capture
@@ -196,56 +176,60 @@ class GraphRunner:
             for rows, graph in family.items()
         )
 
-    def run(self, inputs: Tensors, params: Params, row_cost: int) -> Tensors:
-        """``task.run`` on a batch, replayed from a graph where one serves it.
+    def run(self, inputs: Tensors, call: Tensors, params: Params, row_cost: int) -> Tensors:
+        """The step on a batch, replayed from a graph where one serves it.
 
         ``row_cost`` is one row's padded size (the bucket length), for the token cap
         and the padding count.
         """
         rows = _rows(inputs)
-        graph = self._graph_for(inputs, params, rows, row_cost)
+        graph = self._graph_for(inputs, call, params, rows, row_cost)
         if graph is None:
             self.stats.fallbacks += 1
-            return self.task.run(self.runner, inputs, params)
+            return self.step(inputs, call, params)
         # the static buffers are inference tensors, written only inside inference mode
         with torch.inference_mode():
             for name, value in inputs.items():
                 graph.inputs[name][:rows].copy_(value)
+            for name, value in call.items():
+                graph.call[name].copy_(value)
             graph.replay()
             # clones: the static outputs are overwritten by the next replay of any graph
             outputs = {name: value[:rows].clone() for name, value in graph.outputs.items()}
-        self.runner.count(tuple(next(iter(graph.inputs.values())).shape))
-        self.stats.hits += 1
+        self.module_stats.count(tuple(next(iter(graph.inputs.values())).shape))
+        self.module_stats.replays += 1
         self.stats.padded_rows += graph.rows - rows
-        self.runner.stats.padded_tokens += (graph.rows - rows) * row_cost
+        self.module_stats.padded_tokens += (graph.rows - rows) * row_cost
         return outputs
 
-    def capture_bucket(self, inputs: Tensors, params: Params, row_cost: int) -> bool:
+    def capture_bucket(self, inputs: Tensors, call: Tensors, params: Params, row_cost: int) -> bool:
         """Capture the graph of exactly this batch's shape now (``Pipeline.warmup``)."""
-        family = self._family(inputs, params)
+        family = self._family(inputs, call, params)
         if family is None:
             return False
         rows = _rows(inputs)
-        return rows in family or self._record(family, inputs, params, rows, row_cost) is not None
+        return rows in family or self._record(family, inputs, call, params, rows) is not None
 
-    def _family(self, inputs: Tensors, params: Params) -> dict[int, _Graph] | None:
+    def _family(self, inputs: Tensors, call: Tensors, params: Params) -> dict[int, _Graph] | None:
         key = params_key(params)
         if not self.active or key is None:
             return None
         signature = tuple(
             (name, tuple(value.shape[1:]), value.dtype, value.device)
             for name, value in inputs.items()
+        ) + tuple(
+            (name, tuple(value.shape), value.dtype, value.device) for name, value in call.items()
         )
         return self._graphs.setdefault((signature, key), {})
 
     def _graph_for(
-        self, inputs: Tensors, params: Params, rows: int, row_cost: int
+        self, inputs: Tensors, call: Tensors, params: Params, rows: int, row_cost: int
     ) -> _Graph | None:
-        family = self._family(inputs, params)
+        family = self._family(inputs, call, params)
         if family is None:
             return None
-        captured = graph_batch(rows, sorted(family))
-        wanted = graph_batch(rows, self.batch_sizes) if self.policy == "lazy" else None
+        captured = self.shapes.graph_batch(rows, sorted(family)) if family else None
+        wanted = self.shapes.graph_batch(rows) if self.policy == "lazy" else None
         if wanted is not None and wanted * row_cost > self.max_tokens:
             wanted = None
         # a captured bucket serves unless a lazy capture would pad less
@@ -253,31 +237,27 @@ class GraphRunner:
             return family[captured]
         if wanted is None:
             return None
-        return self._record(family, inputs, params, wanted, row_cost)
+        return self._record(family, inputs, call, params, wanted)
 
     def _record(
-        self,
-        family: dict[int, _Graph],
-        inputs: Tensors,
-        params: Params,
-        rows: int,
-        row_cost: int,
+        self, family: dict[int, _Graph], inputs: Tensors, call: Tensors, params: Params, rows: int
     ) -> _Graph | None:
         if sum(len(f) for f in self._graphs.values()) >= self.max_graphs:
             return None
         with torch.inference_mode():
             static = {name: _pad_rows(value, rows) for name, value in inputs.items()}
+            static_call = {name: value.clone() for name, value in call.items()}
 
         def step() -> Tensors:
-            with self.runner.quiet(), torch.inference_mode():
-                return self.task.run(self.runner, static, params)
+            with self.quiet(), torch.inference_mode():
+                return self.step(static, static_call, params)
 
         capture = self._capture or CudaCapture(next(iter(static.values())).device)
         self._capture = capture
         bucket = (rows, *next(iter(static.values())).shape[1:])
         try:
             capture.warmup(step)
-            if self.mode == "auto" and not self.runner.compiled:
+            if self.mode == "auto" and not self.compiled():
                 self._disable("the model did not compile (cuda_graphs='auto' needs compile)")
                 return None
             start = time.perf_counter()
@@ -298,8 +278,8 @@ class GraphRunner:
             self._disable(f"the task's outputs {bad} are not per-row tensors")
             return None
         self.stats.capture_seconds[bucket] = time.perf_counter() - start
-        self.stats.captures += 1
-        graph = _Graph(static, outputs, replay, rows)
+        self.module_stats.captures += 1
+        graph = _Graph(static, static_call, outputs, replay, rows)
         family[rows] = graph
         return graph
 
@@ -307,7 +287,7 @@ class GraphRunner:
         self.stats.disabled = reason
         self._graphs.clear()
         warnings.warn(
-            f"CUDA graphs turned off for {type(self.runner.model).__name__}: {reason[:300]}; "
+            f"CUDA graphs turned off for {self.module_name}: {reason[:300]}; "
             "running without graphs from now on. Pass cuda_graphs=False to skip capturing.",
             RuntimeWarning,
             stacklevel=4,

@@ -2,10 +2,12 @@
 
 A plain list call raises for the whole list at the first bad input. ``run_each``
 preprocesses and postprocesses every input on its own and runs the model on all
-good ones together, in the engine's length-sorted bucketed batches; when that
-batched forward fails (an out-of-memory error included), it runs each half on
-its own, down to the single input whose error it then is. The micro-batcher and
-the Ray integration share it.
+good ones together, in the engine's length-sorted bucketed batches. Out-of-memory
+errors are not retried here: the engine loop already split the batch (see
+``pipejit.engine.memory``), and an item that does not fit alone fails only its own
+input. Any other error of the batched forward belongs to some input: the inputs are
+halved and each half run on its own, down to the single input whose error it is.
+The micro-batcher and the Ray integration share it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import torch
+from pipejit.engine.memory import ItemOutOfMemory
 
 if TYPE_CHECKING:
+    from pipejit.contract import Features, Params, Row
     from pipejit.engine.pipeline import Pipeline
-    from pipejit.tasks.base import Features, Params, Row
+
+Prepared = list[tuple[int, list["Features"]]]
 
 
 def run_each(
@@ -28,9 +32,9 @@ def run_each(
 ) -> list[Any]:
     """Each input's output as the task's ``postprocess`` gives it (not yet formatted
     as a single or a list answer), or in its place the exception that input raised.
-    ``on_split`` is called each time a failed batch is split for a retry."""
+    ``on_split`` is called each time a failed batch is split to find its bad input."""
     results: list[Any] = [None] * len(items)
-    prepared: list[tuple[int, list[Features]]] = []
+    prepared: Prepared = []
     for index, item in enumerate(items):
         try:
             prepared.append((index, _preprocess_one(pipe, item, params)))
@@ -57,7 +61,7 @@ def _preprocess_one(pipe: Pipeline, item: Any, params: Params) -> list[Features]
 
 def _forward(
     pipe: Pipeline,
-    prepared: list[tuple[int, list[Features]]],
+    prepared: Prepared,
     params: Params,
     on_split: Callable[[], None] | None,
 ) -> list[tuple[int, list[Features], list[Row] | Exception]]:
@@ -66,9 +70,13 @@ def _forward(
     features = [f for _, items in prepared for f in items]
     try:
         rows = pipe._forward(features, params, None)
-    except Exception as error:  # noqa: BLE001 - OOM and model errors alike: split and retry
-        if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    except ItemOutOfMemory as error:
+        # the engine already backed off to this one item: its input fails, the rest rerun
+        owner = _owner(prepared, error.position)
+        index, items = prepared[owner]
+        rest = prepared[:owner] + prepared[owner + 1 :]
+        return [(index, items, error), *_forward(pipe, rest, params, on_split)]
+    except Exception as error:  # noqa: BLE001 - a model error of some input: find which
         if len(prepared) == 1:
             ((index, items),) = prepared
             return [(index, items, error)]
@@ -83,3 +91,12 @@ def _forward(
         out.append((index, items, rows[start : start + len(items)]))
         start += len(items)
     return out
+
+
+def _owner(prepared: Prepared, position: int) -> int:
+    """Which prepared input holds model item ``position`` of the flattened list."""
+    for owner, (_, items) in enumerate(prepared):
+        if position < len(items):
+            return owner
+        position -= len(items)
+    raise IndexError(f"no prepared input holds item {position}")

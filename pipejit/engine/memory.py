@@ -1,9 +1,12 @@
-"""OOM backoff: a batch that runs out of device memory is split and its halves retried.
+"""The retry policy: a batch that runs out of device memory is split and its halves retried.
 
-Every out-of-memory error (eager, compiled, or capturing a CUDA graph) lowers the
-padded size a batch may have from then on to half the one that failed, so the
-pipeline stops asking for memory it does not have; no item is lost or reordered,
-as each item's result is stored by its position once its batch succeeds.
+This is the one place out-of-memory errors are retried. Every one (eager,
+compiled, decoding, or capturing a CUDA graph) lowers the padded size a batch may
+have from then on to half the one that failed, so the pipeline stops asking for
+memory it does not have; no item is lost or reordered, as each item's result is
+stored by its position once its batch succeeds. A single item that does not fit
+alone raises ``ItemOutOfMemory``, naming its position, so per-input isolation can
+fail that input alone without retrying anything.
 """
 
 from __future__ import annotations
@@ -12,6 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+
+class ItemOutOfMemory(torch.OutOfMemoryError):
+    """One item does not fit in device memory on its own; ``position`` is its place."""
+
+    def __init__(self, message: str, position: int):
+        super().__init__(message)
+        self.position = position
 
 
 @dataclass
@@ -59,10 +70,11 @@ class Backoff:
                 continue
             except torch.OutOfMemoryError as error:
                 if len(chunk) == 1:
-                    raise torch.OutOfMemoryError(
+                    raise ItemOutOfMemory(
                         f"out of device memory running a single item (padded size {row_cost}); "
                         "cut its length (truncation=True, max_length=...), load the model in "
-                        "dtype='float16' or 'bfloat16', or free memory held elsewhere"
+                        "dtype='float16' or 'bfloat16', or free memory held elsewhere",
+                        chunk[0],
                     ) from error
             # Retried outside the except block: the traceback holds the failed batch's
             # tensors until the block ends.

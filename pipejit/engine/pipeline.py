@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from pipejit.engine.buckets import make_ladder
+from pipejit.contract import Features, ForwardTask, Params, Row, Task, Tensors
 from pipejit.engine.collate import collate, to_host
 from pipejit.engine.compile_cache import CompileCache
-from pipejit.engine.graphs import GraphRunner, capture_plan
+from pipejit.engine.config import EngineConfig, check_batch_size
+from pipejit.engine.graphs import GraphRunner
 from pipejit.engine.memory import Backoff
-from pipejit.engine.runner import Runner
+from pipejit.engine.modules import ModuleSet
+from pipejit.engine.runner import precision
 from pipejit.engine.scheduler import plan_batches, windows
-from pipejit.tasks.base import Features, Params, Row, Task
+from pipejit.engine.shapes import capture_plan
+from pipejit.engine.stats import bucket_name
 
 if TYPE_CHECKING:
     from pipejit.engine.serve import MicroBatcher
@@ -32,42 +35,49 @@ ENGINE_CALL_OPTIONS = {"batch_size", "progress"}
 class Pipeline:
     """A task on a model, run by the engine. Build it with ``pipejit.pipeline(...)``."""
 
-    def __init__(
-        self,
-        task: Task,
-        runner: Runner,
-        *,
-        device: torch.device,
-        batch_size: int | str | None,
-        token_budget: int | None,
-        auto_token_budget: int,
-        max_batch_size: int,
-        length_ladder: tuple[int, ...],
-        batch_ladder: tuple[int, ...],
-        sort_window: int,
-        progress: bool,
-        task_defaults: dict[str, Any],
-        graphs: GraphRunner | None = None,
-        compile_cache: CompileCache | None = None,
-    ):
+    def __init__(self, task: Task, config: EngineConfig, task_defaults: dict[str, Any]):
         self.task = task
-        self.runner = runner
-        self.graphs = graphs
-        self.compile_cache = compile_cache
+        self.config = config
+        self.device = config.device
+        self.shapes = config.shape_policy(task.length_ladder, task.max_length)
+        self.modules = ModuleSet(task, config, self.shapes)
         self.memory = Backoff()
+        self.compile_cache = (
+            CompileCache(config.compile_cache) if config.compile_cache is not None else None
+        )
+        if self.compile_cache is not None:
+            self.compile_cache.load()
         self._compiles_saved = 0
-        self.device = device
-        self.batch_size = batch_size
-        self.token_budget = token_budget
-        self.auto_token_budget = auto_token_budget
-        self.max_batch_size = max_batch_size
-        self.length_ladder = make_ladder(task.length_ladder or length_ladder, cap=task.max_length)
-        self.batch_ladder = batch_ladder
-        self.sort_window = sort_window
-        self.progress = progress
+        self.batch_size = config.batch_size
+        self.max_batch_size = config.max_batch_size
+        self.progress = config.progress
         self.task_defaults = task_defaults
+        self.graphs = self._graph_runner()
         # validate the pipeline's own defaults now, not at the first call
         task.parse_params(dict(task_defaults))
+
+    def _graph_runner(self) -> GraphRunner | None:
+        """CUDA graphs for a capturable forward task, where the configuration wants them."""
+        task = self.task
+        if self.config.graph_mode is True and not task.capturable:
+            raise ValueError(
+                f"{task.name} on {type(task.model).__name__} runs a step a CUDA graph cannot "
+                "hold (a decoding loop, or shapes read on the host); pass cuda_graphs='auto' "
+                "or False"
+            )
+        if not (self.config.cuda_graphs and task.capturable):
+            return None
+        runner = self.modules.runner("model")
+        return GraphRunner(
+            self._forward_step,
+            shapes=self.shapes,
+            module_stats=self.modules.stats["model"],
+            module_name=type(runner.model).__name__,
+            quiet=runner.quiet,
+            compiled=lambda: runner.compiled,
+            mode=self.config.graph_mode,
+            policy=self.config.graph_capture,
+        )
 
     @property
     def model(self) -> torch.nn.Module:
@@ -79,7 +89,7 @@ class Pipeline:
 
     def __call__(self, inputs: Any = None, *args: Any, **kwargs: Any) -> Any:
         inputs = self.task.normalize_call(inputs, args, kwargs)
-        batch_size = _check_batch_size(kwargs.pop("batch_size", self.batch_size))
+        batch_size = check_batch_size(kwargs.pop("batch_size", self.batch_size))
         progress = kwargs.pop("progress", self.progress)
         params = self.task.parse_params({**self.task_defaults, **kwargs})
         if inputs is None:
@@ -116,7 +126,7 @@ class Pipeline:
         they share one memory pool), else at batch 1. Graphs are captured for the
         pipeline's default task parameters. Returns ``stats()``.
         """
-        lengths = list(lengths) if lengths is not None else list(self.length_ladder)
+        lengths = list(lengths) if lengths is not None else list(self.shapes.lengths)
         graphs = self.graphs if self.graphs is not None and self.graphs.active else None
         default_sizes = graphs.batch_sizes if graphs is not None else (1,)
         sizes = list(batch_sizes) if batch_sizes is not None else list(default_sizes)
@@ -127,54 +137,65 @@ class Pipeline:
             cap = graphs.max_tokens if batch_sizes is None else math.inf
             plan = capture_plan(lengths, sizes, cap)
         params = self.task.parse_params(dict(self.task_defaults))
+        call = self._call_tensors(params)
         for size, length in plan:
             if not self.memory.allows(size, length):
                 continue
             item = self.task.dummy_features(length)
-            batch = collate(
-                [item] * size,
-                length if self.task.pads else None,
-                self.task.pad_values,
-                self.device,
-                self.task.padding_side,
-            )
+            batch = self._collate([item] * size, length)
             try:
                 if graphs is not None:
-                    graphs.capture_bucket(batch, params, length)
+                    graphs.capture_bucket(batch, call, params, length)
                 else:
                     # the task's whole step: decoding tasks compile more than the forward
-                    self.task.run(self.runner, batch, params)
+                    self._execute(batch, call, params, length)
             except torch.OutOfMemoryError:
                 self.memory.record(size, length)
         self._save_compile_cache()
         return self.stats()
 
     def stats(self) -> dict[str, Any]:
-        """Buckets run, compiles, graph captures and hits, padding, and OOM backoff."""
-        s = self.runner.stats
+        """What every module did (compiles, batches, tokens, decode steps, captures and
+        replays), summed at the top level and per module under ``"modules"``, with the
+        graph runner's and the OOM backoff's counts."""
+        per_module = self.modules.stats
+        total = {key: 0 for key in ("batches", "real_tokens", "padded_tokens", "decode_steps")}
+        compile_seconds: dict[str, float] = {}
+        buckets: set[tuple[int, ...]] = set()
+        for name, module in per_module.items():
+            for key in total:
+                total[key] += getattr(module, key)
+            buckets |= module.buckets
+            prefix = "" if len(per_module) == 1 else f"{name}:"
+            for bucket, seconds in module.compile_seconds.items():
+                compile_seconds[prefix + bucket_name(bucket)] = round(seconds, 3)
+        failed = [m.compile_failed for m in per_module.values() if m.compile_failed]
         g = self.graphs.stats if self.graphs is not None else None
+        padded = total["padded_tokens"]
         return {
-            "compiled": self.runner.compiled,
-            "buckets": sorted(s.buckets),
-            "compiles": len(s.compile_seconds),
-            "compile_seconds": {_name(b): round(t, 3) for b, t in s.compile_seconds.items()},
-            "batches": s.batches,
-            "real_tokens": s.real_tokens,
-            "padded_tokens": s.padded_tokens,
-            "padding_ratio": 1 - s.real_tokens / s.padded_tokens if s.padded_tokens else 0.0,
-            "compile_failed": s.compile_failed,
+            "compiled": any(
+                self.modules.compiles(name) and not module.compile_failed
+                for name, module in per_module.items()
+            ),
+            "buckets": sorted(buckets),
+            "compiles": len(compile_seconds),
+            "compile_seconds": compile_seconds,
+            **total,
+            "padding_ratio": 1 - total["real_tokens"] / padded if padded else 0.0,
+            "compile_failed": failed[0] if failed else None,
             "cuda_graphs": self.graphs is not None and self.graphs.active,
             "graphs_disabled": g.disabled if g is not None else None,
-            "captures": g.captures if g is not None else 0,
+            "captures": sum(m.captures for m in per_module.values()),
             "captured_buckets": self.graphs.captured if self.graphs is not None else [],
             "capture_seconds": (
-                {_name(b): round(t, 4) for b, t in g.capture_seconds.items()} if g else {}
+                {bucket_name(b): round(t, 4) for b, t in g.capture_seconds.items()} if g else {}
             ),
-            "graph_hits": g.hits if g is not None else 0,
+            "graph_hits": sum(m.replays for m in per_module.values()),
             "graph_fallbacks": g.fallbacks if g is not None else 0,
             "graph_padded_rows": g.padded_rows if g is not None else 0,
             "oom_splits": self.memory.splits,
             "oom_token_limit": self.memory.limit,
+            "modules": {name: module.report() for name, module in per_module.items()},
         }
 
     def _stream(
@@ -182,7 +203,7 @@ class Pipeline:
     ) -> Iterator[Any]:
         bar = _progress_bar(progress, total, self.task.name)
         done = 0
-        for window in windows(items, self.sort_window):
+        for window in windows(items, self.config.sort_window):
             yield from self._run_window(window, params, batch_size, first_index=done)
             done += len(window)
             if bar is not None:
@@ -234,47 +255,67 @@ class Pipeline:
         if item.length == 0:
             raise ValueError(f"the input has zero {unit}; nothing to run the model on")
 
+    def _collate(self, members: list[Features], length: int) -> Tensors:
+        task = self.task
+        return collate(
+            members, length if task.pads else None, task.pad_values, self.device, task.padding_side
+        )
+
+    def _call_tensors(self, params: Params) -> Tensors:
+        """The call's own tensors of a forward task, computed once under the precision."""
+        if not isinstance(self.task, ForwardTask):
+            return {}
+        with torch.inference_mode(), precision(self.config.autocast, self.device):
+            return self.task.call_tensors(params)
+
+    def _forward_step(self, inputs: Tensors, call: Tensors, params: Params) -> Tensors:
+        """A forward task's step: its module on the batch, then its ``reduce``, both
+        under the pipeline's precision (the step a CUDA graph records)."""
+        task: ForwardTask = self.task  # type: ignore[assignment]
+        outputs = self.modules.forward("model", task.forward_inputs(inputs, call))
+        with torch.inference_mode(), precision(self.config.autocast, self.device):
+            return task.reduce(outputs, {**inputs, **call}, params)
+
+    def _execute(
+        self, inputs: Tensors, call: Tensors, params: Params, length: int
+    ) -> Tensors | list[Row]:
+        """One collated batch through the task's step: a graph replay where one serves it."""
+        if not isinstance(self.task, ForwardTask):
+            return self.task.run(self.modules, inputs, params)
+        if self.graphs is not None:
+            return self.graphs.run(inputs, call, params, length)
+        return self._forward_step(inputs, call, params)
+
     def _run_batch(
         self,
         positions: tuple[int, ...],
         features: list[Features],
         length: int,
+        call: Tensors,
         params: Params,
         rows: list[Row | None],
     ) -> None:
-        """One batch: collate, run (replayed from a CUDA graph where one serves it),
-        copy the reduced rows to the host and store them by item position."""
-        task = self.task
+        """One batch: collate, run, copy the reduced rows to the host and store them by
+        item position."""
         members = [features[p] for p in positions]
-        inputs = collate(
-            members,
-            length if task.pads else None,
-            task.pad_values,
-            self.device,
-            task.padding_side,
-        )
-        if self.graphs is not None:
-            reduced = self.graphs.run(inputs, params, length)
+        reduced = self._execute(self._collate(members, length), call, params, length)
+        if isinstance(reduced, list):  # a step task that finished its rows on the host
+            batch_rows = reduced
         else:
-            reduced = task.run(self.runner, inputs, params)
-        host = to_host(reduced)
-        self.runner.stats.real_tokens += sum(f.length for f in members)
-        self.runner.stats.padded_tokens += len(positions) * length
-        for row, position in enumerate(positions):
-            rows[position] = {k: v[row] for k, v in host.items()}
+            host = to_host(reduced)
+            batch_rows = [{k: v[row] for k, v in host.items()} for row in range(len(positions))]
+        stats = next(iter(self.modules.stats.values()))
+        stats.real_tokens += sum(f.length for f in members)
+        stats.padded_tokens += len(positions) * length
+        for position, row in zip(positions, batch_rows):
+            rows[position] = row
 
     def _save_compile_cache(self) -> None:
         """Write new compile artifacts to the persistent cache after compiles."""
-        compiles = len(self.runner.stats.compile_seconds)
+        compiles = sum(len(m.compile_seconds) for m in self.modules.stats.values())
         if self.compile_cache is not None and compiles > self._compiles_saved:
             self.compile_cache.save()
             self._compiles_saved = compiles
-
-    def _batch_ladder(self, max_batch: int) -> tuple[int, ...]:
-        """Every size when one dynamic graph serves all batches, else the bucket ladder."""
-        if self.runner.dynamic or not self.runner.compiled:
-            return tuple(range(1, max_batch + 1))
-        return make_ladder(self.batch_ladder, cap=max_batch)
 
     def _forward(
         self, features: list[Features], params: Params, batch_size: int | None
@@ -285,45 +326,34 @@ class Pipeline:
         ``batch_size`` they hold that many items, within ``token_budget`` if one was set.
         """
         task = self.task
+        token_budget = self.config.token_budget
         if batch_size is None:
             max_batch = self.max_batch_size
-            budget = (self.token_budget or self.auto_token_budget) * task.units_per_token
+            budget = (token_budget or self.config.auto_token_budget) * task.units_per_token
         else:
             max_batch = batch_size
-            budget = (self.token_budget or 0) * task.units_per_token
+            budget = (token_budget or 0) * task.units_per_token
             budget = budget or batch_size * task.max_length
         lengths = [f.length for f in features]
         rows: list[Row | None] = [None] * len(features)
+        call = self._call_tensors(params) if features else {}
         for batch in plan_batches(
             lengths,
             max_batch_size=max_batch,
             token_budget=self.memory.cap(budget),
-            # a task that stacks items unpadded buckets each length as itself
-            length_ladder=self.length_ladder if task.pads else sorted(set(lengths)),
-            batch_ladder=self._batch_ladder(max_batch),
+            length_ladder=self.shapes.item_lengths(lengths, task.pads),
+            batch_ladder=self.shapes.batch_steps(max_batch),
             groups=[f.group for f in features],
             max_padding=task.max_padding,
         ):
             length = batch.bucket_length
 
             def run(positions: tuple[int, ...], length: int = length) -> None:
-                self._run_batch(positions, features, length, params, rows)
+                self._run_batch(positions, features, length, call, params, rows)
 
             self.memory.run(batch.positions, length, run)
         self._save_compile_cache()
         return rows  # type: ignore[return-value]
-
-
-def _name(bucket: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in bucket)
-
-
-def _check_batch_size(batch_size: Any) -> int | None:
-    if batch_size is None or batch_size == "auto":
-        return None
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, 'auto' or None, got {batch_size!r}")
-    return batch_size
 
 
 def _indexable(inputs: Any) -> bool:

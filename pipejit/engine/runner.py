@@ -1,21 +1,20 @@
-"""How a batch runs: eager, or ``torch.compile`` per bucket shape or once for all shapes.
+"""How one module runs: eager, or ``torch.compile`` per bucket shape or once for all shapes.
 
 ``shapes="static"``: dynamo keys its compiled graphs by input shape, so each
 (batch, length) bucket compiles once and is reused from then on, with kernels
 specialised to it. The recompile limit is raised to the number of buckets the
 pipeline may see, so no bucket silently falls back to eager.
 
-``shapes="dynamic"``: batch and length are marked dynamic, so one graph serves
-every bucket (batch 1 gets its own, as dynamo specialises sizes of 1); only
-``dynamic_dims`` are marked (batch and length; batch alone for unpadded items). On a CPU,
-where each static compile of a distilbert-size model costs about 10 s and the
-matrix multiplies run the same library kernels either way, this keeps warmup to
-one or two compiles while the bucket ladder can stay fine enough to pad little.
+``shapes="dynamic"``: the module's ``dynamic_dims`` (batch and length for padded
+text, batch alone for unpadded items) are marked dynamic, so one graph serves every
+bucket (batch 1 gets its own, as dynamo specialises sizes of 1). On a CPU, where
+each static compile of a distilbert-size model costs about 10 s and the matrix
+multiplies run the same library kernels either way, this keeps warmup to one or two
+compiles while the bucket ladder can stay fine enough to pad little.
 
-A model that fails to compile runs eager, with one warning.
-
-CUDA graphs (``pipejit.engine.graphs``) call ``forward`` inside ``quiet()`` for
-their warmups and captures, so that only real batches are counted.
+A module that fails to compile runs eager, with one warning. Every batch is
+counted in the module's ``ModuleStats`` unless run inside ``quiet()`` (graph
+warmups and captures, whose replays count themselves).
 """
 
 from __future__ import annotations
@@ -23,63 +22,59 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-# Backends are names torch.compile knows, or callables(graph_module, example_inputs).
-Backend = str | Callable[..., Any]
-SHAPES = ("static", "dynamic")
+from pipejit.engine.stats import ModuleStats
 
 
-@dataclass
-class RunnerStats:
-    """What the runner has done, for ``Pipeline.stats()``."""
+def recompile_limit(limit: int):
+    """Let dynamo keep one graph per bucket (its default keeps 8 per function)."""
+    config = torch.compiler.config
+    if not hasattr(config, "recompile_limit"):  # older torch keeps it with dynamo
+        config = torch._dynamo.config
+    return config.patch(recompile_limit=max(limit, config.recompile_limit))
 
-    buckets: set[tuple[int, int]] = field(default_factory=set)
-    compile_seconds: dict[tuple[int, int], float] = field(default_factory=dict)
-    batches: int = 0
-    real_tokens: int = 0
-    padded_tokens: int = 0
-    compile_failed: str | None = None
+
+def precision(autocast: torch.dtype | None, device: torch.device):
+    """The forward's precision context: ``torch.autocast`` to ``autocast``, or nothing."""
+    if autocast is None:
+        return contextlib.nullcontext()
+    # Autocast's cache of cast weights would be freed after a capture while the graph
+    # still reads it, so a capture casts inside the graph instead.
+    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    return torch.autocast(device_type=device.type, dtype=autocast, cache_enabled=not capturing)
 
 
 class Runner:
-    """Runs a model forward on padded batches, compiled per bucket or eager."""
+    """Runs one module on batches, compiled or eager, counting what it does."""
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        module: torch.nn.Module,
         *,
         compile: bool,
-        shapes: str = "static",
-        backend: Backend = "inductor",
+        dynamic: bool,
+        backend: Any = "inductor",
         mode: str | None = None,
         max_buckets: int = 64,
         autocast: torch.dtype | None = None,
         model_kwargs: dict[str, Any] | None = None,
         dynamic_dims: tuple[int, ...] = (0, 1),
+        stats: ModuleStats | None = None,
     ):
-        self.model = model
+        self.model = module
         self.model_kwargs = dict(model_kwargs or {})
         self.autocast = autocast
         self.max_buckets = max_buckets
-        # kept for tasks that compile a function of their own (a decode step)
-        self.backend = backend
-        self.mode = mode
-        if shapes not in SHAPES:
-            raise ValueError(f"shapes must be one of {SHAPES}, got {shapes!r}")
-        self.dynamic = shapes == "dynamic"
+        self.dynamic = dynamic
         self.dynamic_dims = dynamic_dims
-        self.stats = RunnerStats()
+        self.stats = stats if stats is not None else ModuleStats()
         self._graph_keys: set[tuple[int, ...]] = set()
         self._counting = True
         self._compiled = (
-            torch.compile(
-                model, dynamic=None if self.dynamic else False, backend=backend, mode=mode
-            )
+            torch.compile(module, dynamic=None if dynamic else False, backend=backend, mode=mode)
             if compile
             else None
         )
@@ -90,13 +85,8 @@ class Runner:
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> Any:
         if self._counting:
-            self.count(tuple(next(iter(inputs.values())).shape))
+            self.stats.count(tuple(next(iter(inputs.values())).shape))
         return self.forward(inputs)
-
-    def count(self, shape: tuple[int, ...]) -> None:
-        """Count one batch run at ``shape`` (graph replays count themselves through this)."""
-        self.stats.buckets.add(shape)
-        self.stats.batches += 1
 
     @contextlib.contextmanager
     def quiet(self):
@@ -108,18 +98,19 @@ class Runner:
             self._counting = counting
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> Any:
-        """The model on one batch, compiled or eager, without counting it."""
+        """The module on one batch, compiled or eager, without counting it."""
         shape = tuple(next(iter(inputs.values())).shape)
         key = self._graph_key(shape)
         first = key not in self._graph_keys
         self._graph_keys.add(key)
-        with torch.inference_mode(), self._autocast(inputs):
+        device = next(iter(inputs.values())).device
+        with torch.inference_mode(), precision(self.autocast, device):
             if self._compiled is None:
                 return self.model(**inputs, **self.model_kwargs)
             return self._run_compiled(shape, inputs, first)
 
     def _run_compiled(
-        self, shape: tuple[int, int], inputs: dict[str, torch.Tensor], first: bool
+        self, shape: tuple[int, ...], inputs: dict[str, torch.Tensor], first: bool
     ) -> Any:
         start = time.perf_counter()
         if self.dynamic:
@@ -128,7 +119,7 @@ class Runner:
                     if dim < tensor.dim() and tensor.shape[dim] > 1:
                         torch._dynamo.mark_dynamic(tensor, dim)
         try:
-            with _recompile_limit(self.max_buckets):
+            with recompile_limit(self.max_buckets):
                 outputs = self._compiled(**inputs, **self.model_kwargs)
         except torch.OutOfMemoryError:
             raise
@@ -151,20 +142,3 @@ class Runner:
         """Shapes that share one compiled graph share a key: the shape itself when
         static; when dynamic, only whether the batch is a single row."""
         return (min(shape[0], 2),) if self.dynamic else shape
-
-    def _autocast(self, inputs: dict[str, torch.Tensor]):
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        device = next(iter(inputs.values())).device.type
-        # Autocast's cache of cast weights would be freed after a capture while the graph
-        # still reads it, so a capture casts inside the graph instead.
-        capturing = device == "cuda" and torch.cuda.is_current_stream_capturing()
-        return torch.autocast(device_type=device, dtype=self.autocast, cache_enabled=not capturing)
-
-
-def _recompile_limit(limit: int):
-    """Let dynamo keep one graph per bucket (its default keeps 8 per function)."""
-    config = torch.compiler.config
-    if not hasattr(config, "recompile_limit"):  # older torch keeps it with dynamo
-        config = torch._dynamo.config
-    return config.patch(recompile_limit=max(limit, config.recompile_limit))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TypeVar
 
-from pipejit.engine.buckets import round_down, round_up
+from pipejit.engine.shapes import round_down, round_up
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from pipejit.engine.pipeline import ENGINE_CALL_OPTIONS
 
 if TYPE_CHECKING:
     from pipejit.engine.pipeline import Pipeline
-    from pipejit.tasks.base import Params
+    from pipejit.contract import Params
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ import torch
 from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.tasks.audio_task import WaveformTask
-from pipejit.tasks.base import Features, Params, Row, reject_unknown
+from pipejit.contract import Features, Params, Row
+from pipejit.tasks.base import reject_unknown
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from transformers import Pipeline as ReferencePipeline
 
-from pipejit.tasks.base import Features, Task
+from pipejit.compat import feature_lengths
+from pipejit.contract import Features, ForwardTask
 
 # Duration buckets in seconds: fine steps for short clips, coarser for long ones.
 LADDER_SECONDS = (
@@ -31,7 +32,7 @@ LADDER_SECONDS = (
 MAX_SECONDS = 600
 
 
-class WaveformTask(Task):
+class WaveformTask(ForwardTask):
     """A task whose model items are raw samples at the feature extractor's rate."""
 
     length_unit = "samples"
@@ -82,5 +83,5 @@ class WaveformTask(Task):
 
     def frames(self, samples: int) -> int:
         """The number of model frames ``samples`` input samples give."""
-        lengths = self.model._get_feat_extract_output_lengths(torch.tensor(samples))
+        lengths = feature_lengths(self.model, torch.tensor(samples))
         return int(lengths)

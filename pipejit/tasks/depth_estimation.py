@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from pipejit.tasks.base import Features, Params, Row, reject_unknown
+from pipejit.contract import Features, Params, Row
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_batching import ImageTask, rebuild_outputs, select_outputs
 
 # What post_process_depth_estimation reads (DepthPro adds its field of view).

@@ -14,7 +14,8 @@ import torch
 from transformers.pipelines.document_question_answering import select_starts_ends
 from transformers.utils import is_pytesseract_available
 
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_inputs import load_image
 
 PREPROCESS = {"padding", "doc_stride", "max_seq_len", "lang", "tesseract_config", "timeout"}
@@ -24,7 +25,7 @@ POSTPROCESS = {"top_k", "max_answer_len", "handle_impossible_answer"}
 ACCEPTED = {"max_question_len"}
 
 
-class DocumentQuestionAnswering(Task):
+class DocumentQuestionAnswering(ForwardTask):
     name = "document-question-answering"
 
     @classmethod

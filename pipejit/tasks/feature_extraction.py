@@ -13,12 +13,13 @@ from typing import Any
 import torch
 
 from pipejit.kernels.pooling import MODES, masked_pool
-from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import encode, reject_unknown
 
 PARAMETERS = {"truncation", "tokenize_kwargs", "return_tensors", "pooling", "normalize"}
 
 
-class FeatureExtraction(Task):
+class FeatureExtraction(ForwardTask):
     name = "feature-extraction"
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
     kernel_impl = "auto"

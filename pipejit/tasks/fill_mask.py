@@ -2,22 +2,23 @@
 
 Gather before the head: only the mask positions need vocabulary logits, so when the
 model is a base encoder plus a known LM head (found through its public module
-attributes, see ``lm_head_split``) the engine runs the base and the task applies
+attributes, see ``lm_head_split``) the engine runs the base and ``reduce`` applies
 the head to the mask rows alone: a 30k-250k wide projection on a few rows instead
-of batch x length rows. Other models run their full forward.
+of batch x length rows. Other models run their full forward. The mask positions
+vary per batch and are read to size the result, so fill-mask is not captured in
+CUDA graphs. ``targets`` reach ``reduce`` as a call tensor.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
 import torch
 
-from pipejit.engine.runner import Runner
 from pipejit.kernels.softmax_topk import softmax_topk
-from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import encode, reject_unknown
 
 # The LM heads of masked-LM classes, as the names of the model's own child modules,
 # applied in this order to the base model's last hidden state (BERT, RoBERTa/XLM-R,
@@ -50,23 +51,22 @@ def lm_head_split(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mod
     return None
 
 
-def _autocast(dtype: torch.dtype | None, device: torch.device):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-class FillMask(Task):
+class FillMask(ForwardTask):
     name = "fill-mask"
     truncation_hint = "pass tokenizer_kwargs={'truncation': True} to cut it to the model's maximum"
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
     kernel_impl = "auto"
+    # the result's width is the batch's largest mask count, read on the host
+    capturable = False
 
     def __init__(self, reference):
         super().__init__(reference)
-        # None (or set to None) runs the full forward and reads the logits at the masks
+        # None runs the full forward and reads the logits at the masks
         self.head_split = lm_head_split(self.model)
-        self._base_runners: dict[int, Runner] = {}
+
+    @property
+    def forward_module(self) -> torch.nn.Module:
+        return self.model if self.head_split is None else self.head_split[0]
 
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
         reject_unknown(self.name, kwargs, {"top_k", "targets", "tokenizer_kwargs"})
@@ -88,6 +88,10 @@ class FillMask(Task):
         pre = dict(kwargs.get("tokenizer_kwargs") or {})
         return Params(preprocess=pre, postprocess={"top_k": top_k, "target_ids": target_ids})
 
+    def call_tensors(self, params: Params) -> dict[str, torch.Tensor]:
+        target_ids = params.postprocess["target_ids"]
+        return {} if target_ids is None else {"target_ids": target_ids.to(self.model.device)}
+
     def preprocess(self, item: Any, params: Params) -> list[Features]:
         if not isinstance(item, str):
             raise ValueError(f"fill-mask takes a string, got {type(item).__name__}")
@@ -96,40 +100,14 @@ class FillMask(Task):
             raise ValueError(f"No mask_token ({self.tokenizer.mask_token}) found on the input")
         return [Features(tensors)]
 
-    def run(self, runner: Runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        if self.head_split is None:
-            return super().run(runner, inputs, params)
-        base, head = self.head_split
-        hidden = self._base_runner(runner, base)(inputs)[0]
-        rows, positions, slots = self._mask_places(inputs)
-        with torch.inference_mode(), _autocast(runner.autocast, hidden.device):
-            logits = head(hidden[rows, positions])
-        return self._rank(logits, rows, slots, inputs, params)
-
-    def _base_runner(self, runner: Runner, base: torch.nn.Module) -> Runner:
-        """A runner of the base model with the engine runner's settings, counting its
-        batches and compiles in the engine runner's stats."""
-        built = self._base_runners.get(id(runner))
-        if built is None:
-            built = Runner(
-                base,
-                compile=runner.compiled,
-                shapes="dynamic" if runner.dynamic else "static",
-                backend=getattr(runner, "backend", "inductor"),
-                mode=getattr(runner, "mode", None),
-                max_buckets=runner.max_buckets,
-                autocast=runner.autocast,
-                model_kwargs=runner.model_kwargs,
-                dynamic_dims=runner.dynamic_dims,
-            )
-            built.stats = runner.stats
-            self._base_runners = {id(runner): built}
-        return built
-
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         """Softmax and top-k at the mask positions only, laid out [batch, mask slot, k]."""
         rows, positions, slots = self._mask_places(inputs)
-        return self._rank(outputs.logits[rows, positions], rows, slots, inputs, params)
+        if self.head_split is None:
+            logits = outputs.logits[rows, positions]
+        else:
+            logits = self.head_split[1](outputs[0][rows, positions])
+        return self._rank(logits, rows, slots, inputs, params)
 
     def _mask_places(self, inputs: dict[str, torch.Tensor]):
         is_mask = inputs["input_ids"] == self.tokenizer.mask_token_id
@@ -141,9 +119,7 @@ class FillMask(Task):
         """Each mask row's softmax over the whole vocabulary, top-k among the targets
         when given, scattered to [batch, mask slot, k]."""
         k = params.postprocess["top_k"]
-        target_ids = params.postprocess["target_ids"]
-        if target_ids is not None:
-            target_ids = target_ids.to(logits.device)
+        target_ids = inputs.get("target_ids")
         values, tokens = softmax_topk(logits, k, columns=target_ids, impl=self.kernel_impl)
         batch = inputs["input_ids"].shape[0]
         width = int(slots.max()) + 1 if slots.numel() else 1

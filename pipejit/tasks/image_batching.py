@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from transformers.utils import ModelOutput
 
-from pipejit.tasks.base import Features, Params, Row, Task
+from pipejit.contract import Features, ForwardTask, Params, Row
 from pipejit.tasks.image_inputs import load_image
 
 # Side of the square of pixels that costs one token of the budget, when the model
@@ -29,7 +29,7 @@ DEFAULT_PATCH = 16
 CONTEXT_KEYS = ("target_size",)
 
 
-class ImageTask(Task):
+class ImageTask(ForwardTask):
     """An image task: one image, one model item, its cost counted in patches."""
 
     pads = False

@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from pipejit.tasks.base import Features, Params, Row, reject_unknown
+from pipejit.contract import Features, Params, Row
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_batching import ImageTask, host_copyable
 
 

@@ -6,9 +6,9 @@ Inputs, tokenization and output formatting are the reference pipeline's: its
 processor, or the processor's chat template) and its ``postprocess``. What runs
 differently is the decoding: the prompts of a batch are left-padded to their
 length bucket, their images stacked beside them (a batch holds only prompts
-whose image tensors share one shape), and ``pipejit.engine.decoding.Decoder``
-runs one prefill forward with the pixel values, then its static-cache
-one-token step. A list of texts with a list of images is split into one model
+whose image tensors share one shape), and the engine's decoder
+(``Steps.decode``) runs one prefill forward with the pixel values, then its
+static-cache one-token step. A list of texts with a list of images is split into one model
 item per text, so its prompts batch (and pad) like any others.
 """
 
@@ -22,9 +22,10 @@ from transformers import GenerationConfig
 from transformers.image_utils import valid_images
 from transformers.utils.chat_template_utils import Chat, is_valid_message
 
-from pipejit.engine.token_choice import TokenChooser
-from pipejit.tasks.base import Features, Params, Row
+from pipejit.compat import prepare_generate_kwargs, sanitize_parameters
+from pipejit.contract import Features, Params, Row
 from pipejit.tasks.text_generation import GENERATE_PARAMS, TextGeneration
+from pipejit.tasks.token_choice import TokenChooser
 
 # the reference's own pipeline parameters that reach its preprocess step
 PREPROCESS_PARAMS = {"timeout", "continue_final_message", "processor_kwargs"}
@@ -59,7 +60,7 @@ class ImageTextToText(TextGeneration):
     # -- parameters ---------------------------------------------------------------------
 
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
-        pre, forward, post = self.reference._sanitize_parameters(**kwargs)
+        pre, forward, post = sanitize_parameters(self.reference, **kwargs)
         self._check_processing_kwargs(set(pre) - PREPROCESS_PARAMS)
         generate = dict(forward.get("generate_kwargs") or {})
         generate.pop("tokenizer", None)  # stop_sequence's, for generate()'s stop strings
@@ -69,7 +70,7 @@ class ImageTextToText(TextGeneration):
                 f"image-text-to-text got unexpected generation parameter(s) {unknown}; "
                 f"pipejit's decoder accepts {sorted(GENERATE_PARAMS)}"
             )
-        config = self._generation_config(self.reference._prepare_generate_kwargs(generate))
+        config = self._generation_config(prepare_generate_kwargs(self.reference, generate))
         if not isinstance(config.num_return_sequences, int) or config.num_return_sequences < 1:
             raise ValueError(
                 f"num_return_sequences must be a positive int, got {config.num_return_sequences!r}"

@@ -1,26 +1,26 @@
 """mask-generation: SAM prompted by a grid of points, masks filtered and de-duplicated.
 
 Each crop of an image is one model item: the engine batches crops of many
-images through the image encoder (the expensive part, once per crop), then
-``run`` decodes the crop's point grid ``points_per_batch`` points at a time
-with the prompt encoder and mask decoder, for all crops of the batch at once,
-and filters the masks with the image processor's own functions. The filtered
-masks (run-length encoded, as the reference keeps them) wait in a small
-explicit store until ``postprocess`` collects an image's crops, suppresses
-duplicates across crops (box NMS) and formats the reference's output.
+images through module ``"encoder"`` (the image encoder, the expensive part, once
+per crop), then ``run`` decodes the crop's point grid ``points_per_batch`` points
+at a time through module ``"decoder"`` (prompt encoder and mask decoder, eager: the
+point count varies), for all crops of the batch at once, and filters the masks
+with the image processor's own functions. Each crop's filtered masks (run-length
+encoded, as the reference keeps them) are its host row; ``postprocess`` collects an
+image's crops, suppresses duplicates across crops (box NMS) and formats the
+reference's output. Filtering reads masks on the host, so nothing here is captured.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, Module, Params, Row, Steps, StepTask
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_inputs import load_image
 
 PREPROCESS = {
@@ -38,8 +38,6 @@ FILTER = {
     "stability_score_offset": 1,
 }
 POSTPROCESS = {"crops_nms_thresh": 0.7, "output_rle_mask": False, "output_bboxes_mask": False}
-# Crops whose filtered masks may wait for their image's postprocess at once.
-PENDING_LIMIT = 4096
 
 
 class ImageEncoder(torch.nn.Module):
@@ -53,7 +51,25 @@ class ImageEncoder(torch.nn.Module):
         return self.model.get_image_embeddings(pixel_values)
 
 
-class MaskGeneration(Task):
+class PromptDecoder(torch.nn.Module):
+    """The per-chunk module: image embeddings and prompt points to masks and IoU scores."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,
+        input_points: torch.Tensor,
+        input_labels: torch.Tensor,
+    ) -> Any:
+        return self.model(
+            image_embeddings=image_embeddings, input_points=input_points, input_labels=input_labels
+        )
+
+
+class MaskGeneration(StepTask):
     name = "mask-generation"
     pads = False
     length_unit = "image patches"
@@ -65,13 +81,12 @@ class MaskGeneration(Task):
     def __init__(self, reference):
         super().__init__(reference)
         self.image_processor = reference.image_processor
-        self._encoder = ImageEncoder(self.model)
-        self._keys = itertools.count()
-        self._pending: OrderedDict[int, tuple[list, torch.Tensor, torch.Tensor]] = OrderedDict()
 
-    @property
-    def forward_module(self) -> torch.nn.Module:
-        return self._encoder
+    def modules(self) -> dict[str, Module]:
+        return {
+            "encoder": Module(ImageEncoder(self.model), dynamic_dims=(0,)),
+            "decoder": Module(PromptDecoder(self.model), compile=False),
+        }
 
     @property
     def max_length(self) -> int:
@@ -132,37 +147,33 @@ class MaskGeneration(Task):
             for c in range(len(pixels))
         ]
 
-    def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        embeddings = runner({"pixel_values": inputs.pop("pixel_values")})
-        return self.reduce(embeddings, inputs, params)
-
-    def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        """Decode each crop's points in chunks, filter the masks, and keep them for postprocess."""
+    def run(self, steps: Steps, inputs: dict[str, torch.Tensor], params: Params) -> list[Row]:
+        """Encode the crops, decode each crop's points in chunks and filter the masks:
+        one host row per crop (its run-length encoded masks, scores and boxes)."""
+        embeddings = steps.forward("encoder", {"pixel_values": inputs["pixel_values"]})
         p = params.preprocess
         points, labels = inputs["input_points"], inputs["input_labels"]
         count = points.shape[1]
         step = p["points_per_batch"] or count
         found: list[tuple[list, list, list]] = [([], [], []) for _ in range(len(points))]
-        with torch.inference_mode():
-            for start in range(0, count, step):
-                decoded = self.model(
-                    image_embeddings=outputs,
-                    input_points=points[:, start : start + step],
-                    input_labels=labels[:, start : start + step],
-                )
-                for row, (masks, scores, boxes) in enumerate(found):
-                    kept = self._filter(decoded, row, inputs, p)
-                    masks.extend(kept[0])
-                    scores.append(kept[1])
-                    boxes.append(kept[2])
-        keys = []
-        for masks, scores, boxes in found:
-            key = next(self._keys)
-            self._pending[key] = (masks, torch.cat(scores).cpu(), torch.cat(boxes).cpu())
-            keys.append(key)
-        while len(self._pending) > PENDING_LIMIT:
-            self._pending.popitem(last=False)
-        return {"key": torch.tensor(keys, dtype=torch.long)}
+        for start in range(0, count, step):
+            decoded = steps.forward(
+                "decoder",
+                {
+                    "image_embeddings": embeddings,
+                    "input_points": points[:, start : start + step],
+                    "input_labels": labels[:, start : start + step],
+                },
+            )
+            for row, (masks, scores, boxes) in enumerate(found):
+                kept = self._filter(decoded, row, inputs, p)
+                masks.extend(kept[0])
+                scores.append(kept[1])
+                boxes.append(kept[2])
+        return [
+            {"masks": masks, "scores": torch.cat(scores).cpu(), "boxes": torch.cat(boxes).cpu()}
+            for masks, scores, boxes in found
+        ]
 
     def _filter(self, decoded: Any, row: int, inputs: dict[str, torch.Tensor], p: dict) -> tuple:
         masks = self.image_processor.post_process_masks(
@@ -186,10 +197,9 @@ class MaskGeneration(Task):
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         masks, scores, boxes = [], [], []
         for row in rows:
-            crop_masks, crop_scores, crop_boxes = self._pending.pop(int(row["key"]))
-            masks.extend(crop_masks)
-            scores.append(crop_scores)
-            boxes.append(crop_boxes)
+            masks.extend(row["masks"])
+            scores.append(row["scores"])
+            boxes.append(row["boxes"])
         scores, boxes = torch.cat(scores), torch.cat(boxes)
         keep = box_nms(boxes.float(), scores, params.postprocess["crops_nms_thresh"])
         rle = [masks[i] for i in keep.tolist()]

@@ -18,7 +18,8 @@ from transformers.pipelines.automatic_speech_recognition import chunk_iter, resc
 
 from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.tasks.audio_task import WaveformTask
-from pipejit.tasks.base import Features, Params, Row, reject_unknown
+from pipejit.contract import Features, Params, Row
+from pipejit.tasks.base import reject_unknown
 
 TIMESTAMPS = ("char", "word")
 

@@ -6,11 +6,11 @@ reference pipeline's preprocessing so that features, strides and extra keys are
 transformers' own. The windows of all inputs are batched together and handed
 to Whisper's ``generate``, which owns the decoding rules (initial tokens,
 language detection, timestamp rules, seeking within a window, the temperature
-fallback). When compiled (on CUDA: see ``compile_devices``), the encoder is
-compiled in place (every window has one shape) and decoding uses a static KV
-cache and ``generate``'s compiled one-token step; batches are filled to a power
-of two so that the step compiles once per batch bucket, never per step or per
-length.
+fallback). The engine runs ``generate`` (``Steps.generate``): when compiling (on
+CUDA only, see ``COMPILE_DEVICES``), the encoder is compiled in place (every window
+has one shape) and decoding uses a static KV cache and ``generate``'s compiled
+one-token step, batches filled to the shape policy's decode size so that the step
+compiles once per batch bucket, never per step or per length.
 
 Audio longer than one window without ``chunk_length_s`` goes through
 ``generate``'s own sequential long-form loop (batched with inputs of the same
@@ -22,31 +22,28 @@ batched word times differ from its batch-1 ones. Output formatting is the refere
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import CompileConfig
 
+from pipejit.compat import prepare_generate_kwargs, sanitize_parameters
 from pipejit.tasks.audio_inputs import is_single_audio, load_audio
-from pipejit.tasks.base import Features, Params, Row, Task
+from pipejit.contract import Features, Module, Params, Row, Steps, StepTask
 
 # The longest input, in seconds; longer audio wants chunk_length_s.
 MAX_SECONDS = 3600
+# Where compile=True compiles the encoder and the decode step. On a 2-core CPU a
+# whisper-tiny-size run gained nothing from it (chunks of 30 s, interleaved with
+# eager), and compiled kernels' rounding flipped one greedy token of 96 x 12 on
+# random weights, so CPUs decode eager.
+COMPILE_DEVICES = ("cuda",)
 
 
-class SpeechRecognitionSeq2Seq(Task):
+class SpeechRecognitionSeq2Seq(StepTask):
     name = "automatic-speech-recognition"
     pads = False
     length_unit = "encoder positions"
-    # generate() syncs with the host every step: nothing a CUDA graph can hold
-    capturable = False
-    # Where compile=True compiles the encoder and the decode step. On a 2-core CPU a
-    # whisper-tiny-size run gained nothing from it (chunks of 30 s, interleaved with
-    # eager), and compiled kernels' rounding flipped one greedy token of 96 x 12 on
-    # random weights, so CPUs decode eager.
-    compile_devices: tuple[str, ...] = ("cuda",)
 
     @classmethod
     def serves(cls, model: torch.nn.Module) -> bool:
@@ -57,9 +54,9 @@ class SpeechRecognitionSeq2Seq(Task):
         self.feature_extractor = reference.feature_extractor
         self.sampling_rate = int(self.feature_extractor.sampling_rate)
         self.window_frames = int(self.feature_extractor.nb_max_frames)
-        self._compile_config: CompileConfig | None = None
-        self._compiled = False
-        self._compile_failed = False
+
+    def modules(self) -> dict[str, Module]:
+        return {"whisper": Module(self.model, compile_devices=COMPILE_DEVICES)}
 
     @property
     def max_length(self) -> int:
@@ -70,10 +67,6 @@ class SpeechRecognitionSeq2Seq(Task):
         """One window's encoder positions: every window costs the same (warmup runs one)."""
         return (self.window_frames // 2,)
 
-    @property
-    def forward_module(self) -> torch.nn.Module:
-        return self.model.get_encoder()
-
     def dummy_features(self, length: int) -> Features:
         return self.preprocess(np.zeros(self.sampling_rate, np.float32), Params())[0]
 
@@ -83,7 +76,7 @@ class SpeechRecognitionSeq2Seq(Task):
     # -- parameters ---------------------------------------------------------------------
 
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
-        pre, forward, post = self.reference._sanitize_parameters(**kwargs)
+        pre, forward, post = sanitize_parameters(self.reference, **kwargs)
         timestamps = forward.pop("return_timestamps", None)
         language = forward.pop("return_language", None)
         generation = dict(forward)
@@ -100,7 +93,7 @@ class SpeechRecognitionSeq2Seq(Task):
                 generation["return_segments"] = True
         if language:
             generation["return_segments"] = True
-        generation = self.reference._prepare_generate_kwargs(generation)
+        generation = prepare_generate_kwargs(self.reference, generation)
         _check_chunking(pre)
         return Params(
             preprocess=pre,
@@ -144,70 +137,33 @@ class SpeechRecognitionSeq2Seq(Task):
 
     # -- decoding -------------------------------------------------------------------------
 
-    def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        generation = dict(params.postprocess["generate"])
+    def run(self, steps: Steps, inputs: dict[str, torch.Tensor], params: Params) -> dict:
+        generation = params.postprocess["generate"]
         features, mask = inputs["input_features"], inputs["attention_mask"]
         rows = features.shape[0]
-        compiling = features.device.type in self.compile_devices
-        if runner.compiled and compiling and not self._compile_failed:
-            self._compile_encoder(runner)
-            # word timestamps read cross-attention weights, which the compiled step drops
-            if _beams(self.model, generation) == 1 and not params.postprocess["words"]:
-                features, mask = _fill_to_power_of_two(features), _fill_to_power_of_two(mask)
-                generation.update(
-                    cache_implementation="static", compile_config=self._compile(runner)
+        if params.postprocess["words"]:
+            # the alignment of a batch reads the other rows' padding: one row at a time
+            parts = [
+                self._rows(
+                    steps.generate(
+                        "whisper",
+                        {"input_features": features[i : i + 1], "attention_mask": mask[i : i + 1]},
+                        generation,
+                        static=False,  # word times read cross-attention, which it drops
+                    ),
+                    1,
+                    params,
                 )
-        try:
-            if params.postprocess["words"]:
-                # the alignment of a batch reads the other rows' padding: one row at a time
-                parts = [
-                    self._rows(
-                        self._generate(features[i : i + 1], mask[i : i + 1], generation), 1, params
-                    )
-                    for i in range(rows)
-                ]
-                return _stack(parts, self.model.generation_config.pad_token_id)
-            return self._rows(self._generate(features, mask, generation), rows, params)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:  # noqa: BLE001 - a compiler failure means: run eager
-            if not self._compiled:
-                raise
-            self._give_up_compiling(error)
-            return self.run(runner, inputs, params)
-
-    def _generate(self, features: torch.Tensor, mask: torch.Tensor, generation: dict) -> Any:
-        with torch.inference_mode():
-            return self.model.generate(input_features=features, attention_mask=mask, **generation)
-
-    def _compile_encoder(self, runner) -> None:
-        """Compile the encoder in place, once: generate() calls it for every window."""
-        if not self._compiled:
-            self.model.get_encoder().compile(backend=runner.backend, mode=runner.mode)
-            self._compiled = True
-
-    def _give_up_compiling(self, error: Exception) -> None:
-        """A compiler failure: decode eager from now on, with one warning."""
-        self.model.get_encoder()._compiled_call_impl = None
-        self._compiled = False
-        self._compile_failed = True
-        warnings.warn(
-            f"torch.compile failed for Whisper's encoder or decode step ({type(error).__name__}: "
-            f"{str(error)[:200]}); decoding eager from now on. "
-            "Pass compile=False to skip compiling.",
-            RuntimeWarning,
-            stacklevel=3,
+                for i in range(rows)
+            ]
+            return _stack(parts, self.model.generation_config.pad_token_id)
+        output = steps.generate(
+            "whisper",
+            {"input_features": features, "attention_mask": mask},
+            generation,
+            static=_beams(self.model, generation) == 1,
         )
-
-    def _compile(self, runner) -> CompileConfig:
-        if self._compile_config is None:
-            config = CompileConfig(
-                fullgraph=True, dynamic=False, backend=runner.backend, mode=runner.mode or "default"
-            )
-            # generate() compiles only on accelerators unless told to on every device
-            config._compile_all_devices = True
-            self._compile_config = config
-        return self._compile_config
+        return self._rows(output, rows, params)
 
     def _rows(self, output: Any, rows: int, params: Params) -> dict[str, torch.Tensor]:
         """generate()'s output to per-row tensors: tokens, their count, and what the
@@ -241,9 +197,6 @@ class SpeechRecognitionSeq2Seq(Task):
                     found[row] = token
                     break
         return found
-
-    def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        raise NotImplementedError("speech recognition decodes in run()")
 
     # -- outputs --------------------------------------------------------------------------
 
@@ -283,15 +236,6 @@ def _check_chunking(preprocess: dict[str, Any]) -> None:
 def _beams(model: torch.nn.Module, generation: dict[str, Any]) -> int:
     config = generation.get("generation_config") or model.generation_config
     return int(generation.get("num_beams", config.num_beams) or 1)
-
-
-def _fill_to_power_of_two(batch: torch.Tensor) -> torch.Tensor:
-    """The batch with copies of its last row up to the next power of two rows."""
-    rows = batch.shape[0]
-    filled = 1 << (rows - 1).bit_length()
-    if filled == rows:
-        return batch
-    return torch.cat([batch, batch[-1:].expand(filled - rows, *batch.shape[1:])])
 
 
 def _token_timestamps(output: Any, rows: int, width: int) -> torch.Tensor:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import reject_unknown
 
 PADDING = (True, False, "longest", "max_length", "do_not_pad")
 TRUNCATION = (True, False, "drop_rows_to_fit", "do_not_truncate")
@@ -23,7 +24,7 @@ TRUNCATION = (True, False, "drop_rows_to_fit", "do_not_truncate")
 SEGMENT, COLUMN, ROW, PREV_LABELS = 0, 1, 2, 3
 
 
-class TableQuestionAnswering(Task):
+class TableQuestionAnswering(ForwardTask):
     name = "table-question-answering"
 
     @classmethod

@@ -8,14 +8,15 @@ from typing import Any
 import torch
 
 from pipejit.kernels.softmax_topk import softmax_topk
-from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import encode, reject_unknown
 from pipejit.tasks.score_functions import default_function, function_name
 
 TOKENIZER_KWARGS = {"truncation", "max_length", "add_special_tokens"}
 _ALL = object()  # top_k=None asks for every label, so "not given" needs its own marker
 
 
-class TextClassification(Task):
+class TextClassification(ForwardTask):
     name = "text-classification"
     aliases = ("sentiment-analysis",)
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one

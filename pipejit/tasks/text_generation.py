@@ -5,7 +5,8 @@ and output formatting are transformers' own, through the reference pipeline's
 helpers; the generation parameters resolve as ``generate`` resolves them (the
 model's generation config, then the pipeline's defaults, then the call). What
 runs differently is the decoding: prompts of a batch are left-padded to their
-length bucket and decoded together by ``pipejit.engine.decoding.Decoder``.
+length bucket and decoded together by the engine (``Steps.decode``: a prefill,
+then a compiled static-cache one-token step).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import torch
 from transformers import GenerationConfig, StopStringCriteria
 from transformers.utils.chat_template_utils import Chat, is_valid_message
 
-from pipejit.engine.decoding import Decoder
-from pipejit.engine.token_choice import TokenChooser
-from pipejit.tasks.base import Features, Params, Row, Task
+from pipejit.compat import prepare_generate_kwargs, prepare_generation_config, sanitize_parameters
+from pipejit.contract import Features, Module, Params, Row, Steps, StepTask
+from pipejit.tasks.token_choice import TokenChooser
 
 # generate() parameters the engine's decoder implements; any other is refused.
 GENERATE_PARAMS = {
@@ -39,21 +40,21 @@ GENERATE_PARAMS = {
 UNSUPPORTED_PIPELINE_PARAMS = {"tools", "documents", "assistant_model", "assistant_tokenizer"}
 
 
-class TextGeneration(Task):
+class TextGeneration(StepTask):
     name = "text-generation"
     padding_side = "left"
     max_padding = 1.0
-    # the decoder compiles its own fixed-shape step; the loop around it stops on the host
-    capturable = False
 
     def __init__(self, reference):
         super().__init__(reference)
-        self._decoder: Decoder | None = None
         self._stop_criteria: dict[tuple[str, ...], StopStringCriteria] = {}
 
     @classmethod
     def serves(cls, model: torch.nn.Module) -> bool:
         return not model.config.is_encoder_decoder
+
+    def modules(self) -> dict[str, Module]:
+        return {"lm": Module(self.model)}
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -61,7 +62,7 @@ class TextGeneration(Task):
         refused = sorted(UNSUPPORTED_PIPELINE_PARAMS & set(kwargs))
         if refused:
             raise TypeError(f"pipejit's text-generation does not support {refused} yet")
-        pre, forward, post = self.reference._sanitize_parameters(**kwargs)
+        pre, forward, post = sanitize_parameters(self.reference, **kwargs)
         forward.pop("tokenizer", None)
         prefix_length = forward.pop("prefix_length", 0)
         unknown = sorted(set(forward) - GENERATE_PARAMS)
@@ -70,7 +71,7 @@ class TextGeneration(Task):
                 f"text-generation got unexpected parameter(s) {unknown}; pipejit's decoder "
                 f"accepts the generation parameters {sorted(GENERATE_PARAMS)}"
             )
-        config = self._generation_config(self.reference._prepare_generate_kwargs(forward))
+        config = self._generation_config(prepare_generate_kwargs(self.reference, forward))
         if config.max_new_tokens is None and prefix_length:
             config.max_length += prefix_length
         for name in ("num_return_sequences",):
@@ -89,7 +90,7 @@ class TextGeneration(Task):
         """The call's generation config, resolved by generate()'s own merging (the
         call, then the model's generation config, then the global defaults)."""
         user = generate_kwargs.pop("generation_config", None)
-        config, unused = self.model._prepare_generation_config(user, **generate_kwargs)
+        config, unused = prepare_generation_config(self.model, user, **generate_kwargs)
         if unused:
             raise TypeError(f"text-generation got unexpected parameter(s) {sorted(unused)}")
         if (config.num_beams or 1) != 1:
@@ -153,14 +154,15 @@ class TextGeneration(Task):
 
     # -- decoding -------------------------------------------------------------------------
 
-    def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
+    def run(self, steps: Steps, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         config: GenerationConfig = params.postprocess["config"]
         chooser: TokenChooser = params.postprocess["chooser"]
         eos = config.eos_token_id
         eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         pad = config.pad_token_id if config.pad_token_id is not None else (eos or [0])[0]
         budgets = inputs["budget"][:, -1]  # left padding: the last column is real
-        decoded = self.decoder(runner).decode(
+        decoded = steps.decode(
+            "lm",
             inputs["input_ids"],
             inputs["attention_mask"],
             max_new_tokens=int(budgets.max()),
@@ -177,18 +179,6 @@ class TextGeneration(Task):
         """Inputs of the prompt's forward besides its tokens (none for a text model)."""
         return {}
 
-    def decoder(self, runner) -> Decoder:
-        if self._decoder is None:
-            self._decoder = Decoder(
-                self.model,
-                compile=runner.compiled,
-                backend=runner.backend,
-                mode=runner.mode,
-                max_graphs=runner.max_buckets,
-                autocast=runner.autocast,
-            )
-        return self._decoder
-
     def _stop_check(self, stop_strings: str | list[str] | None):
         if not stop_strings:
             return None
@@ -197,9 +187,6 @@ class TextGeneration(Task):
             self._stop_criteria[key] = StopStringCriteria(self.tokenizer, list(key))
         criteria = self._stop_criteria[key]
         return lambda tokens: criteria(tokens, None)
-
-    def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        raise NotImplementedError("text-generation runs its own decoding loop in run()")
 
     # -- outputs --------------------------------------------------------------------------
 

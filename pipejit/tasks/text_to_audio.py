@@ -9,13 +9,13 @@ separate vocoder and an autoregressive decoder whose prenet dropout is always on
 MusicGen and Bark sample.)
 
 How a batch runs: texts are tokenized by the reference pipeline, sorted and padded
-to a length bucket; ``VitsFrontEnd`` (text encoder and duration predictor) runs
-through the engine's runner, compiled per text bucket. The frame count each text
-gets is known only then: the batch's frames are padded to its longest row (to a
-frame bucket, ``frame_bucket``, when compiled to static shapes), and
-``VitsSynthesis`` (flow and HiFi-GAN, masked so that padding never reaches a row's
-samples; see ``pipejit.tasks.vits_modules``) runs through a second runner, compiled
-as the first is. batch_size > 1 gives the audio of batch 1. The waveform is cut to
+to a length bucket; module ``"text"`` (``VitsFrontEnd``: text encoder and duration
+predictor) runs on the engine, compiled as every module is. The frame count each
+text gets is known only then: the batch's frames are padded to its longest row (to
+the engine's frame bucket when it compiles per shape, ``Steps.padded_length``), and
+module ``"synthesis"`` (``VitsSynthesis``: flow and HiFi-GAN, masked so that padding
+never reaches a row's samples; see ``pipejit.tasks.vits_modules``) runs on the
+engine too. batch_size > 1 gives the audio of batch 1. The waveform is cut to
 each row's length and formatted by the reference's own ``postprocess``.
 
 Parameters are the reference's: ``forward_params`` (``speaker_id``,
@@ -33,60 +33,42 @@ import torch
 from torch import nn
 from transformers import VitsModel
 
-from pipejit.engine.buckets import DEFAULT_LENGTH_LADDER
-from pipejit.engine.runner import Runner
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.compat import sanitize_parameters
+from pipejit.contract import Features, Module, Params, Row, Steps, StepTask
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.vits_modules import VitsFrontEnd, VitsSynthesis
 
 CALL_PARAMS = {"forward_params", "generate_kwargs", "preprocess_params"}
 FORWARD_PARAMS = {"speaker_id", "speaking_rate"}
 # VITS has no position limit (relative attention); texts are tokens with blanks between
 MAX_TOKENS = 1024
-TEXT_LADDER = (*DEFAULT_LENGTH_LADDER, *range(576, MAX_TOKENS + 1, 64))
 
 
-def frame_bucket(frames: int) -> int:
-    """``frames`` rounded up to a multiple of a step of an eighth of its power of two
-    (at least 32): at most 12.5% padding and a few dozen shapes up to minutes of audio."""
-    if frames < 1:
-        raise ValueError(f"cannot bucket a frame count below 1, got {frames}")
-    step = max(32, 1 << max(frames.bit_length() - 4, 0))
-    return -(-frames // step) * step
-
-
-class TextToAudio(Task):
+class TextToAudio(StepTask):
     name = "text-to-audio"
     aliases = ("text-to-speech",)
     truncation_hint = "split it into shorter texts"
-    # run() sizes the synthesis by the predicted durations, read on the host
-    capturable = False
-
-    def __init__(self, reference):
-        super().__init__(reference)
-        self.front_end = VitsFrontEnd(self.model)
-        self._synthesis: Runner | None = None
 
     @classmethod
     def serves(cls, model: torch.nn.Module) -> bool:
         return isinstance(model, VitsModel)
 
-    @property
-    def forward_module(self) -> torch.nn.Module:
-        return self.front_end
+    def modules(self) -> dict[str, Module]:
+        return {
+            "text": Module(VitsFrontEnd(self.model)),
+            # batch and frames vary; the flow's channels do not
+            "synthesis": Module(VitsSynthesis(self.model), dynamic_dims=(0, 2)),
+        }
 
     @property
     def max_length(self) -> int:
         return MAX_TOKENS
 
-    @property
-    def length_ladder(self) -> tuple[int, ...]:
-        return TEXT_LADDER
-
     # -- parameters ---------------------------------------------------------------------
 
     def parse_params(self, kwargs: dict[str, Any]) -> Params:
         reject_unknown(self.name, kwargs, CALL_PARAMS)
-        pre, forward, _ = self.reference._sanitize_parameters(**kwargs)
+        pre, forward, _ = sanitize_parameters(self.reference, **kwargs)
         if forward["generate_kwargs"]:
             raise ValueError(
                 f"{type(self.model).__name__} synthesises in one forward pass and takes no "
@@ -140,43 +122,40 @@ class TextToAudio(Task):
 
     # -- the model ------------------------------------------------------------------------
 
-    def run(self, runner: Runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
+    def run(self, steps: Steps, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         speaker_id = params.postprocess["speaker_id"]
         rows = inputs["input_ids"].shape[0]
         device = inputs["input_ids"].device
         speaker = {}
         if speaker_id is not None:
             speaker["speaker_id"] = torch.full((rows,), speaker_id, device=device)
-        log_duration, means, log_variances = runner({**inputs, **speaker})
-        # only graphs specialised to one shape gain from a few frame counts
-        bucketed = runner.compiled and not runner.dynamic
+        log_duration, means, log_variances = steps.forward("text", {**inputs, **speaker})
         with torch.inference_mode():
             latents, frames = self._expand(
-                inputs["attention_mask"], log_duration, means, log_variances, params, bucketed
+                steps, inputs["attention_mask"], log_duration, means, log_variances, params
             )
-        waveform, samples = self.synthesis(runner)(
-            {"prior_latents": latents, "frames": frames, **speaker}
+        waveform, samples = steps.forward(
+            "synthesis", {"prior_latents": latents, "frames": frames, **speaker}
         )
         return {"waveform": waveform, "samples": samples}
 
     def _expand(
         self,
+        steps: Steps,
         attention_mask: torch.Tensor,
         log_duration: torch.Tensor,
         means: torch.Tensor,
         log_variances: torch.Tensor,
         params: Params,
-        bucketed: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each token's prior repeated over its predicted frames, the batch padded to its
-        longest row or, ``bucketed``, to a frame bucket: (batch, flow, frames) latents
-        and each row's frame count."""
+        """Each token's prior repeated over its predicted frames, the batch padded to the
+        length the engine runs its longest row at: (batch, flow, frames) latents and
+        each row's frame count."""
         input_mask = attention_mask.unsqueeze(1).to(means.dtype)  # (batch, 1, tokens)
         scale = 1.0 / params.postprocess["speaking_rate"]
         duration = torch.ceil(torch.exp(log_duration) * input_mask * scale)
         frames = torch.clamp_min(duration.sum(dim=(1, 2)), 1).long()
-        length = int(frames.max())
-        length = frame_bucket(length) if bucketed else length
+        length = steps.padded_length("synthesis", int(frames.max()))
         positions = torch.arange(length, device=means.device, dtype=duration.dtype)
         # token j covers frames [end of j-1, end of j): "before its end" minus "before the last end"
         before_end = (positions[None, :, None] < torch.cumsum(duration, -1)).to(means.dtype)
@@ -187,24 +166,6 @@ class TextToAudio(Task):
         prior_log_variances = torch.matmul(alignment, log_variances).transpose(1, 2)
         noise = torch.randn_like(prior_means) * torch.exp(prior_log_variances)
         return prior_means + noise * self.model.noise_scale, frames
-
-    def synthesis(self, runner: Runner) -> Runner:
-        """The runner of the flow and the HiFi-GAN, compiled as the text runner is."""
-        if self._synthesis is None:
-            self._synthesis = Runner(
-                VitsSynthesis(self.model),
-                compile=runner.compiled,
-                shapes="dynamic" if runner.dynamic else "static",
-                backend=runner.backend,
-                mode=runner.mode,
-                max_buckets=runner.max_buckets,
-                autocast=runner.autocast,
-                dynamic_dims=(0, 2),
-            )
-        return self._synthesis
-
-    def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        raise NotImplementedError("text-to-audio runs its two modules in run()")
 
     # -- outputs --------------------------------------------------------------------------
 

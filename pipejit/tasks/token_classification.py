@@ -12,8 +12,10 @@ from typing import Any
 
 import torch
 
+from pipejit.compat import sanitize_parameters
 from pipejit.kernels.token_scores import token_scores
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import reject_unknown
 
 PARAMETERS = {
     "ignore_labels",
@@ -25,7 +27,7 @@ PARAMETERS = {
 }
 
 
-class TokenClassification(Task):
+class TokenClassification(ForwardTask):
     name = "token-classification"
     aliases = ("ner",)
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
@@ -45,7 +47,7 @@ class TokenClassification(Task):
                 "aggregation_strategy must be one of 'none', 'simple', 'first', 'average', 'max', "
                 f"got {strategy!r}"
             )
-        preprocess, _, postprocess = self.reference._sanitize_parameters(**kwargs)
+        preprocess, _, postprocess = sanitize_parameters(self.reference, **kwargs)
         return Params(preprocess=preprocess, postprocess=postprocess)
 
     def normalize_call(self, inputs: Any, args: tuple, kwargs: dict[str, Any]) -> Any:

@@ -17,13 +17,14 @@ import torch
 from PIL import Image
 
 from pipejit.kernels.softmax_topk import softmax_topk
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_inputs import DEFAULT_URL_TIMEOUT
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 
 
-class VideoClassification(Task):
+class VideoClassification(ForwardTask):
     name = "video-classification"
     pads = False
     length_unit = "video patches"

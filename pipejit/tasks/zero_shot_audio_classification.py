@@ -14,14 +14,15 @@ import numpy as np
 import torch
 
 from pipejit.tasks.audio_inputs import is_single_audio, load_audio
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import reject_unknown
 
 DEFAULT_TEMPLATE = "This is a sound of {}."
 # Spectrogram frames have no model maximum: every clip is cut or padded to one size.
 MAX_FRAMES = 1 << 30
 
 
-class ZeroShotAudioClassification(Task):
+class ZeroShotAudioClassification(ForwardTask):
     name = "zero-shot-audio-classification"
     pads = False
     length_unit = "frames"
@@ -55,10 +56,18 @@ class ZeroShotAudioClassification(Task):
         template = kwargs.get("hypothesis_template", DEFAULT_TEMPLATE)
         if not isinstance(template, str):
             raise ValueError(f"hypothesis_template must be a string, got {template!r}")
+        return Params(postprocess={"labels": tuple(labels), "template": template})
+
+    def call_tensors(self, params: Params) -> dict[str, torch.Tensor]:
+        """The label prompts, tokenized: the model's text tower reads them with every batch."""
+        labels = params.postprocess["labels"]
+        if labels is None:
+            return {}
+        template = params.postprocess["template"]
         text = self.tokenizer(
             [template.format(label) for label in labels], return_tensors="pt", padding=True
         )
-        return Params(postprocess={"labels": list(labels), "text": dict(text)})
+        return {key: value.to(self.model.device) for key, value in text.items()}
 
     def is_single(self, inputs: Any) -> bool:
         return is_single_audio(inputs)
@@ -83,10 +92,8 @@ class ZeroShotAudioClassification(Task):
     def dummy_features(self, length: int) -> Features:
         return self._features(np.zeros(self.sampling_rate, np.float32))
 
-    def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        device = inputs["input_features"].device
-        text = {k: v.to(device) for k, v in params.postprocess["text"].items()}
-        return self.reduce(runner({**inputs, **text}), inputs, params)
+    def forward_inputs(self, batch: dict[str, torch.Tensor], call: dict) -> dict:
+        return {**batch, **call}
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         probs = outputs.logits_per_audio.float().softmax(dim=-1)

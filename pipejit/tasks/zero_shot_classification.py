@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 from pipejit.kernels.zero_shot import zero_shot_scores
-from pipejit.tasks.base import Features, Params, Row, Task, encode, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import encode, reject_unknown
 
 DEFAULT_TEMPLATE = "This example is {}."
 
 
-class ZeroShotClassification(Task):
+class ZeroShotClassification(ForwardTask):
     name = "zero-shot-classification"
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
     kernel_impl = "auto"

@@ -1,9 +1,10 @@
 """zero-shot-image-classification: CLIP-like models score images against label prompts.
 
 The text tower runs once per (labels, template) and its embeddings are kept in
-a small bounded cache; every batch then runs only the image tower, and the
-scaled cosine similarities with their softmax (sigmoid for SigLIP) run on the
-device over the whole batch.
+a small bounded cache; they reach ``reduce`` as a call tensor, which the engine
+holds (a captured graph reads its own copy, never the cache's). Every batch then
+runs only the image tower, and the scaled cosine similarities with their softmax
+(sigmoid for SigLIP) run on the device over the whole batch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_inputs import load_image
 from pipejit.tasks.label_cache import LabelCache
 
@@ -37,7 +39,7 @@ class ImageTower(torch.nn.Module):
         return embeds / embeds.norm(p=2, dim=-1, keepdim=True)
 
 
-class ZeroShotImageClassification(Task):
+class ZeroShotImageClassification(ForwardTask):
     name = "zero-shot-image-classification"
     pads = False
     length_unit = "image patches"
@@ -98,51 +100,44 @@ class ZeroShotImageClassification(Task):
         patches = (pixels.shape[-2] // self._patch) * (pixels.shape[-1] // self._patch)
         return [Features({"pixel_values": pixels}, group=tuple(pixels.shape), size=patches + 1)]
 
-    def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        image_embeds = runner(inputs)
-        text_embeds = self.text_embeddings(
-            params.preprocess["labels"], params.preprocess["template"], runner.autocast
+    def call_tensors(self, params: Params) -> dict[str, torch.Tensor]:
+        """Unit text embeddings of the label set: the text tower once per label set."""
+        labels, template = params.preprocess["labels"], params.preprocess["template"]
+        autocast = _autocast_dtype(self.model.device)
+        embeds = self._text_cache.get(
+            (labels, template, autocast), lambda: self._encode(labels, template)
         )
-        return self.reduce((image_embeds, text_embeds), inputs, params)
+        return {"text_embeds": embeds}
 
-    def text_embeddings(
-        self, labels: tuple[str, ...], template: str, autocast: torch.dtype | None = None
-    ) -> torch.Tensor:
-        """Unit text embeddings of ``labels`` in ``template``: the text tower once per label set."""
-        return self._text_cache.get(
-            (labels, template, autocast), lambda: self._encode(labels, template, autocast)
-        )
-
-    def _encode(
-        self, labels: tuple[str, ...], template: str, autocast: torch.dtype | None
-    ) -> torch.Tensor:
+    def _encode(self, labels: tuple[str, ...], template: str) -> torch.Tensor:
         options: dict[str, Any] = {"padding": True}
         if self.sigmoid:
             options.update(padding="max_length", max_length=64, truncation=True)
         texts = [template.format(label) for label in labels]
         encoded = self.tokenizer(texts, return_tensors="pt", **options).to(self.model.device)
-        device = self.model.device.type
-        with (
-            torch.inference_mode(),
-            torch.autocast(device, dtype=autocast, enabled=autocast is not None),
-        ):
-            embeds = self.model.get_text_features(**encoded)
-            if not isinstance(embeds, torch.Tensor):
-                embeds = embeds.pooler_output
-            return embeds / embeds.norm(p=2, dim=-1, keepdim=True)
+        embeds = self.model.get_text_features(**encoded)
+        if not isinstance(embeds, torch.Tensor):
+            embeds = embeds.pooler_output
+        return embeds / embeds.norm(p=2, dim=-1, keepdim=True)
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        """(image embeddings of the batch, the label set's text embeddings) to label scores."""
-        image_embeds, text_embeds = outputs
-        with torch.inference_mode():
-            logits = image_embeds @ text_embeds.to(image_embeds.dtype).T
-            logits = logits * self.model.logit_scale.exp()
-            if self.sigmoid:
-                return {"scores": (logits + self.model.logit_bias).sigmoid().float()}
-            return {"scores": logits.softmax(-1).float()}
+        """The batch's image embeddings and the label set's text embeddings to label scores."""
+        text_embeds = inputs["text_embeds"]
+        logits = outputs @ text_embeds.to(outputs.dtype).T
+        logits = logits * self.model.logit_scale.exp()
+        if self.sigmoid:
+            return {"scores": (logits + self.model.logit_bias).sigmoid().float()}
+        return {"scores": logits.softmax(-1).float()}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):
         scores = rows[0]["scores"].tolist()
         labels = params.preprocess["labels"]
         ranked = sorted(zip(scores, labels), key=lambda pair: -pair[0])
         return [{"score": score, "label": label} for score, label in ranked]
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast runs in on ``device`` now, or None when it is off."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 from transformers.image_utils import valid_images
 
-from pipejit.tasks.base import Features, Params, Row, Task, reject_unknown
+from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_inputs import load_image
 from pipejit.tasks.label_cache import LabelCache
 
@@ -37,7 +38,7 @@ class ImageHead(torch.nn.Module):
         return features, self.model.box_predictor(features, feature_map)
 
 
-class ZeroShotObjectDetection(Task):
+class ZeroShotObjectDetection(ForwardTask):
     name = "zero-shot-object-detection"
     pads = False
     length_unit = "image patches"
@@ -150,17 +151,15 @@ class ZeroShotObjectDetection(Task):
                 mask.append(encoded["input_ids"][:, 0] > 0)
         return torch.cat(embeds).cpu(), torch.cat(mask).cpu()
 
-    def run(self, runner, inputs: dict[str, torch.Tensor], params: Params) -> dict:
-        queries = inputs.pop("query_embeds")
-        mask = inputs.pop("query_mask")
-        return self.reduce(runner(inputs), {"query_embeds": queries, "query_mask": mask}, params)
+    def forward_inputs(self, batch: dict[str, torch.Tensor], call: dict) -> dict:
+        # each item's label queries are read by reduce, not by the image tower
+        return {k: v for k, v in batch.items() if k not in ("query_embeds", "query_mask")}
 
     def reduce(self, outputs: Any, inputs: dict[str, torch.Tensor], params: Params) -> dict:
         """Patch features and boxes of a batch, with its label queries, to per-label logits."""
         features, boxes = outputs
         queries = inputs["query_embeds"].to(features.dtype)
-        with torch.inference_mode():
-            logits = self.model.class_predictor(features, queries, inputs["query_mask"])[0]
+        logits = self.model.class_predictor(features, queries, inputs["query_mask"])[0]
         return {"logits": logits.float(), "boxes": boxes.float()}
 
     def postprocess(self, item: Any, features: list[Features], rows: list[Row], params: Params):

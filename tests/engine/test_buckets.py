@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipejit.engine.buckets import DEFAULT_LENGTH_LADDER, make_ladder, round_down, round_up
+from pipejit.engine.shapes import DEFAULT_LENGTH_LADDER, make_ladder, round_down, round_up
 
 
 def test_make_ladder_sorts_dedupes_and_caps():

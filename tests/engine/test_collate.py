@@ -3,7 +3,7 @@
 import torch
 
 from pipejit.engine.collate import collate, to_host
-from pipejit.tasks.base import Features
+from pipejit.contract import Features
 
 CPU = torch.device("cpu")
 

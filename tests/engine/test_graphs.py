@@ -13,7 +13,7 @@ import transformers
 
 import pipejit
 from pipejit.engine.graphs import GraphRunner, capture_plan, graph_batch, params_key
-from pipejit.tasks.base import Params
+from pipejit.contract import Params
 from tests.engine.fake_graphs import ReplayCapture, graphed
 from tests.models import sentences
 from tests.parity import assert_same

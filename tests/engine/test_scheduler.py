@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from pipejit.engine.buckets import make_ladder, round_up
+from pipejit.engine.shapes import make_ladder, round_up
 from pipejit.engine.scheduler import plan_batches, windows
 
 LENGTHS = (16, 32, 64, 128, 256, 512)

@@ -8,7 +8,7 @@ import transformers
 from transformers import RepetitionPenaltyLogitsProcessor
 
 import pipejit
-from pipejit.engine.token_choice import penalize_repeats
+from pipejit.tasks.token_choice import penalize_repeats
 from tests.generation_models import build_generation_folder
 from tests.parity import pipeline_pairs
 

@@ -1,4 +1,8 @@
-"""``pipeline(task, model, ...)``: resolve the task, load through transformers, build the engine."""
+"""``pipeline(task, model, ...)``: resolve the task, load through transformers, build the engine.
+
+It sits above the engine and the tasks (with ``pipejit.registry``): the only
+module that knows both.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,10 @@ import transformers
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from pipejit.engine.buckets import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
-from pipejit.engine.compile_cache import CompileCache
-from pipejit.engine.graphs import (
-    DEFAULT_GRAPH_BATCHES,
-    DEFAULT_GRAPH_MAX_TOKENS,
-    GRAPH_MODES,
-    GraphRunner,
-)
+from pipejit.engine.config import EngineConfig
 from pipejit.engine.pipeline import Pipeline
-from pipejit.engine.precision import resolve_autocast
-from pipejit.engine.runner import Backend, Runner
-from pipejit.tasks import TASKS, build_task, resolve_task
+from pipejit.engine.shapes import DEFAULT_GRAPH_BATCHES, DEFAULT_GRAPH_MAX_TOKENS
+from pipejit.registry import TASKS, build_task, resolve_task
 
 # Loading options that transformers.pipeline takes and pipejit passes through unchanged.
 LOADING_OPTIONS = {
@@ -67,17 +63,6 @@ ARCHITECTURE_TASKS = (
     ("ForCausalLM", "text-generation"),
     ("Model", "feature-extraction"),
 )
-# Tokens per batch when batch_size is auto: enough rows for efficient GEMMs on a
-# CPU, enough to fill a GPU's SMs without a long tail of padding.
-AUTO_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
-# Compiled shapes: one dynamic graph serves all buckets. On a CPU a static compile per
-# bucket costs about 10 s and gains nothing. On CUDA the explicit graph captures fix
-# every shape anyway (pipejit.engine.graphs), so one compile plus a capture per bucket
-# replaces a compile per bucket (the way to capture all buckets within a minute);
-# dynamic kernels against per-bucket ones is not yet measured on a GPU.
-DEFAULT_SHAPES = {"cpu": "dynamic", "cuda": "dynamic"}
-
-
 def pipeline(
     task: str | None = None,
     model: str | torch.nn.Module | None = None,
@@ -91,11 +76,11 @@ def pipeline(
     autocast: str | torch.dtype | None = None,
     token_budget: int | None = None,
     max_batch_size: int = 256,
-    length_buckets: tuple[int, ...] = DEFAULT_LENGTH_LADDER,
-    batch_buckets: tuple[int, ...] = DEFAULT_BATCH_LADDER,
+    length_buckets: tuple[int, ...] | None = None,
+    batch_buckets: tuple[int, ...] | None = None,
     sort_window: int = 512,
     progress: bool = False,
-    compile_backend: Backend = "inductor",
+    compile_backend: Any = "inductor",
     compile_mode: str | None = None,
     cuda_graphs: bool | str = "auto",
     graph_capture: str = "lazy",
@@ -111,7 +96,9 @@ def pipeline(
     ``"static"``: one per bucket, kernels specialised to each), ``autocast`` (fp32
     weights, forward under ``torch.autocast``),
     ``token_budget`` (padded tokens per batch), ``max_batch_size``,
-    ``length_buckets`` / ``batch_buckets`` (the shape ladders), ``sort_window``
+    ``length_buckets`` (the length ladder; default: steps of 8 tokens up to 128, coarser
+    above), ``batch_buckets`` (the sizes a batch may have; default: every size under
+    ``shapes="dynamic"``, powers of two under ``"static"``), ``sort_window``
     (how many streamed inputs are sorted together), ``progress`` (a tqdm bar),
     ``cuda_graphs`` (``True``, ``False`` or ``"auto"``: on when on CUDA and compiling;
     the forward and the task's reduce replayed as one CUDA graph per bucket),
@@ -125,71 +112,31 @@ def pipeline(
         model = _default_model(task)
     loading = {k: task_kwargs.pop(k) for k in LOADING_OPTIONS & set(task_kwargs)}
     task_name = resolve_task(task) if task is not None else infer_task(model, loading)
-    torch_device = _resolve_device(device)
-    _check_graphs(cuda_graphs, torch_device)
-    cache = CompileCache(compile_cache) if compile_cache is not None and compile else None
-    if cache is not None:
-        cache.load()
-    reference = transformers.pipeline(
-        task_name, model=model, tokenizer=tokenizer, device=torch_device, dtype=dtype, **loading
-    )
-    reference.model.eval()
-    task_obj = build_task(task_name, reference)
-    runner = Runner(
-        task_obj.forward_module,
+    config = EngineConfig.build(
+        _resolve_device(device),
         compile=compile,
-        shapes=shapes or DEFAULT_SHAPES.get(torch_device.type, "static"),
-        backend=compile_backend,
-        mode=compile_mode,
-        max_buckets=len(length_buckets) * len(batch_buckets),
-        autocast=resolve_autocast(autocast),
-        model_kwargs=task_obj.model_kwargs(),
-        dynamic_dims=(0, 1) if task_obj.pads else (0,),
-    )
-    graphs = None
-    wants_graphs = cuda_graphs is True or (
-        cuda_graphs == "auto" and compile and torch_device.type == "cuda"
-    )
-    if cuda_graphs is True and not task_obj.capturable:
-        raise ValueError(
-            f"{task_obj.name} on {type(task_obj.model).__name__} decodes in a loop driven by "
-            "the host, which a CUDA graph cannot hold; pass cuda_graphs='auto' or False"
-        )
-    if wants_graphs and task_obj.capturable:
-        graphs = GraphRunner(
-            runner,
-            task_obj,
-            mode=cuda_graphs,
-            policy=graph_capture,
-            batch_sizes=graph_batch_sizes,
-            max_tokens=graph_max_tokens,
-        )
-    return Pipeline(
-        task_obj,
-        runner,
-        device=torch_device,
+        shapes=shapes,
+        compile_backend=compile_backend,
+        compile_mode=compile_mode,
+        autocast=autocast,
+        cuda_graphs=cuda_graphs,
+        graph_capture=graph_capture,
+        graph_batch_sizes=graph_batch_sizes,
+        graph_max_tokens=graph_max_tokens,
         batch_size=batch_size,
         token_budget=token_budget,
-        auto_token_budget=AUTO_TOKEN_BUDGET.get(torch_device.type, 8192),
         max_batch_size=max_batch_size,
-        length_ladder=length_buckets,
-        batch_ladder=batch_buckets,
+        length_buckets=length_buckets,
+        batch_buckets=batch_buckets,
         sort_window=sort_window,
         progress=progress,
-        task_defaults=task_kwargs,
-        graphs=graphs,
-        compile_cache=cache,
+        compile_cache=compile_cache,
     )
-
-
-def _check_graphs(cuda_graphs: Any, device: torch.device) -> None:
-    if cuda_graphs not in GRAPH_MODES or not isinstance(cuda_graphs, (bool, str)):
-        raise ValueError(f"cuda_graphs must be one of {GRAPH_MODES}, got {cuda_graphs!r}")
-    if cuda_graphs is True and device.type != "cuda":
-        raise ValueError(
-            f"cuda_graphs=True needs a CUDA device, got device={str(device)!r}; "
-            "pass device='cuda' or cuda_graphs='auto'"
-        )
+    reference = transformers.pipeline(
+        task_name, model=model, tokenizer=tokenizer, device=config.device, dtype=dtype, **loading
+    )
+    reference.model.eval()
+    return Pipeline(build_task(task_name, reference), config, task_kwargs)
 
 
 def infer_task(model: str | torch.nn.Module, loading: dict[str, Any]) -> str:

@@ -1,0 +1,139 @@
+"""The modules of one pipeline, each with its runner: what ``Steps`` gives a step task.
+
+A forward task has one module, ``"model"`` (its ``forward_module``). A step task
+declares its own (``StepTask.modules()``); the engine builds a ``Runner`` for each,
+a ``Decoder`` for a causal LM it decodes, a ``GenerateRunner`` for an
+encoder-decoder's ``generate``, all from the one engine configuration and shape
+policy, and each counting into its own ``ModuleStats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from pipejit.contract import ChooseToken, Decoded, ForwardTask, Module, StepTask, StopCheck, Task
+from pipejit.engine.config import EngineConfig
+from pipejit.engine.decoding import Decoder
+from pipejit.engine.generation import GenerateRunner
+from pipejit.engine.runner import Runner
+from pipejit.engine.shapes import POWERS_OF_TWO, ShapePolicy
+from pipejit.engine.stats import ModuleStats
+
+
+class ModuleSet:
+    """Runners of a task's modules by name, built on first use; implements ``Steps``."""
+
+    def __init__(self, task: Task, config: EngineConfig, shapes: ShapePolicy):
+        self.config = config
+        self.shapes = shapes
+        if isinstance(task, ForwardTask):
+            self.declared = {
+                "model": Module(task.forward_module, dynamic_dims=(0, 1) if task.pads else (0,))
+            }
+            self.model_kwargs = task.model_kwargs()
+        elif isinstance(task, StepTask):
+            self.declared = dict(task.modules())
+            self.model_kwargs = {}
+        else:
+            raise TypeError(f"{type(task).__name__} is neither a ForwardTask nor a StepTask")
+        self.stats: dict[str, ModuleStats] = {name: ModuleStats() for name in self.declared}
+        self._runners: dict[str, Runner] = {}
+        self._decoders: dict[str, Decoder] = {}
+        self._generators: dict[str, GenerateRunner] = {}
+
+    def compiles(self, name: str) -> bool:
+        """Whether module ``name`` is compiled on this pipeline's device."""
+        spec = self.declared[name]
+        return (
+            self.config.compile
+            and spec.compile
+            and self.config.device.type in spec.compile_devices
+        )
+
+    def runner(self, name: str) -> Runner:
+        if name not in self._runners:
+            spec = self._spec(name)
+            self._runners[name] = Runner(
+                spec.module,
+                compile=self.compiles(name),
+                dynamic=self.config.shapes == "dynamic",
+                backend=self.config.backend,
+                mode=self.config.compile_mode,
+                max_buckets=len(self.shapes.lengths) * len(self.shapes.batches or POWERS_OF_TWO),
+                autocast=self.config.autocast,
+                model_kwargs=self.model_kwargs,
+                dynamic_dims=spec.dynamic_dims,
+                stats=self.stats[name],
+            )
+        return self._runners[name]
+
+    # -- Steps --------------------------------------------------------------------------
+
+    def forward(self, name: str, inputs: Mapping[str, torch.Tensor]) -> Any:
+        return self.runner(name)(dict(inputs))
+
+    def padded_length(self, name: str, length: int) -> int:
+        return self.shapes.padded_length(length) if self.compiles(name) else length
+
+    def decode(
+        self,
+        name: str,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *,
+        max_new_tokens: int,
+        choose: ChooseToken,
+        eos_ids: torch.Tensor,
+        pad_id: int,
+        stop: StopCheck | None = None,
+        budgets: torch.Tensor | None = None,
+        prefill_kwargs: Mapping[str, torch.Tensor] | None = None,
+    ) -> Decoded:
+        if name not in self._decoders:
+            self._decoders[name] = Decoder(
+                self._spec(name).module,
+                compile=self.compiles(name),
+                shapes=self.shapes,
+                backend=self.config.backend,
+                mode=self.config.compile_mode,
+                max_graphs=len(self.shapes.lengths) * 16,
+                autocast=self.config.autocast,
+                stats=self.stats[name],
+            )
+        return self._decoders[name].decode(
+            input_ids,
+            attention_mask,
+            max_new_tokens=max_new_tokens,
+            choose=choose,
+            eos_ids=eos_ids,
+            pad_id=pad_id,
+            stop=stop,
+            budgets=budgets,
+            prefill_kwargs=prefill_kwargs,
+        )
+
+    def generate(
+        self, name: str, inputs: Mapping[str, torch.Tensor], options: dict[str, Any], *, static: bool
+    ) -> Any:
+        if name not in self._generators:
+            self._generators[name] = GenerateRunner(
+                self._spec(name).module,
+                compile=self.compiles(name),
+                shapes=self.shapes,
+                backend=self.config.backend,
+                mode=self.config.compile_mode,
+                autocast=self.config.autocast,
+                stats=self.stats[name],
+            )
+        return self._generators[name](inputs, options, static=static)
+
+    def _spec(self, name: str) -> Module:
+        try:
+            return self.declared[name]
+        except KeyError:
+            raise KeyError(
+                f"the task declared no module {name!r}; it declared {sorted(self.declared)}"
+            ) from None
