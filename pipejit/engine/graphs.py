@@ -75,11 +75,17 @@ def _freeze(value: Any) -> Hashable:
 
 
 class Capture(Protocol):
-    """How a step is warmed up and recorded: ``CudaCapture`` on a GPU, a fake in CPU tests."""
+    """How a step is warmed up and recorded: ``CudaCapture`` on a GPU; in CPU tests a
+    stand-in that records the step's tensor operations and replays only them."""
 
     def warmup(self, step: Callable[[], Tensors]) -> None: ...
 
-    def record(self, step: Callable[[], Tensors]) -> tuple[Callable[[], None], Tensors]: ...
+    def record(
+        self, step: Callable[[], Tensors], buffers: Tensors
+    ) -> tuple[Callable[[], None], Tensors]:
+        """Record ``step``, which reads ``buffers`` (the static inputs the engine owns);
+        returns the replay and the static outputs each replay overwrites."""
+        ...
 
 
 class CudaCapture:
@@ -101,7 +107,10 @@ class CudaCapture:
                 step()
         current.wait_stream(self.stream)
 
-    def record(self, step: Callable[[], Tensors]) -> tuple[Callable[[], None], Tensors]:
+    def record(
+        self, step: Callable[[], Tensors], buffers: Tensors
+    ) -> tuple[Callable[[], None], Tensors]:
+        # the graph reads ``buffers`` by address: the engine keeps them alive with the graph
         graph = torch.cuda.CUDAGraph()
         # thread_local: a serving thread pinning host memory meanwhile must not void the capture
         with torch.cuda.graph(
@@ -261,7 +270,7 @@ class GraphRunner:
                 self._disable("the model did not compile (cuda_graphs='auto' needs compile)")
                 return None
             start = time.perf_counter()
-            replay, outputs = capture.record(step)
+            replay, outputs = capture.record(step, {**static, **static_call})
         except Exception as error:  # noqa: BLE001 - any capture failure means: run ungraphed
             if _out_of_memory(error):
                 raise torch.OutOfMemoryError(

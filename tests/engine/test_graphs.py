@@ -1,7 +1,8 @@
 """CUDA graphs per bucket: bucket choice, static buffers, padded rows, keys, fallbacks.
 
-On a CPU the graph runner records with ``ReplayCapture`` (tests/engine/fake_graphs.py);
-everything but the CUDA recording is the engine's real code. The cuda-marked tests
+On a CPU the graph runner records with ``RecordingCapture``
+(tests/engine/capture_standin.py), which traces the step and replays only its tensor
+operations; everything but the CUDA recording is the engine's real code. The cuda-marked tests
 capture real graphs.
 """
 
@@ -12,9 +13,10 @@ import torch
 import transformers
 
 import pipejit
-from pipejit.engine.graphs import GraphRunner, capture_plan, graph_batch, params_key
 from pipejit.contract import Params
-from tests.engine.fake_graphs import ReplayCapture, graphed
+from pipejit.engine.graphs import params_key
+from pipejit.engine.shapes import ShapePolicy, capture_plan
+from tests.engine.capture_standin import RecordingCapture, graphed
 from tests.models import sentences
 from tests.parity import assert_same
 
@@ -29,10 +31,12 @@ def reference(model_folder):
 
 
 def test_graph_batch_rounds_up_within_the_ladder():
-    assert graph_batch(1, (1, 2, 4, 8)) == 1
-    assert graph_batch(3, (1, 2, 4, 8)) == 4
-    assert graph_batch(8, (1, 2, 4, 8)) == 8
-    assert graph_batch(9, (1, 2, 4, 8)) is None
+    policy = ShapePolicy((8,), None, static=False, compiled=True, capture_sizes=(1, 2, 4, 8))
+    assert policy.graph_batch(1) == 1
+    assert policy.graph_batch(3) == 4
+    assert policy.graph_batch(8) == 8
+    assert policy.graph_batch(9) is None
+    assert policy.graph_batch(3, sizes=(2, 8)) == 8
 
 
 def test_capture_plan_is_largest_first_within_the_token_cap():
@@ -75,7 +79,7 @@ def test_captured_under_inference_mode_replays_outside_it(reference):
 
 
 def test_lazy_capture_once_per_bucket_then_hits(reference):
-    capture = ReplayCapture()
+    capture = RecordingCapture()
     pj = graphed(reference, capture, batch_sizes=(1, 2, 4, 8))
     expected = reference(TEXTS)
     assert_same(pj(TEXTS, batch_size=8), expected)
@@ -129,7 +133,7 @@ def test_warmup_policy_pads_up_to_the_nearest_captured_bucket(reference):
 
 
 def test_capture_failure_turns_graphs_off_with_one_warning(reference):
-    capture = ReplayCapture(
+    capture = RecordingCapture(
         fail=lambda shape: RuntimeError("operation not permitted when capturing")
     )
     pj = graphed(reference, capture, batch_sizes=(1, 2, 4, 8))
@@ -159,7 +163,7 @@ def test_non_row_outputs_turn_graphs_off(reference):
 def test_out_of_memory_while_capturing_splits_the_batch(reference):
     too_big = lambda shape: torch.OutOfMemoryError("CUDA out of memory") if shape[0] > 2 else None  # noqa: E731
     pj = graphed(
-        reference, ReplayCapture(fail=too_big), length_buckets=(128,), batch_sizes=(1, 2, 4, 8)
+        reference, RecordingCapture(fail=too_big), length_buckets=(128,), batch_sizes=(1, 2, 4, 8)
     )
     assert_same(pj(TEXTS[:8], batch_size=8), reference(TEXTS[:8]))
     stats = pj.stats()
@@ -176,9 +180,9 @@ def test_cuda_graphs_option_is_checked(model_folder):
     pj = pipejit.pipeline("text-classification", model=folder, compile=False)
     assert pj.graphs is None and not pj.stats()["cuda_graphs"]
     with pytest.raises(ValueError, match="graph_capture must be one of"):
-        GraphRunner(pj.runner, pj.task, policy="eager")
-    with pytest.raises(ValueError, match="graph_batch_sizes must be positive"):
-        GraphRunner(pj.runner, pj.task, batch_sizes=(0, 4))
+        pipejit.pipeline("text-classification", model=folder, graph_capture="eager")
+    with pytest.raises(ValueError, match="graph_batch_sizes must be a sequence of positive"):
+        pipejit.pipeline("text-classification", model=folder, graph_batch_sizes=(0, 4))
 
 
 # ---- on a GPU: real captures ------------------------------------------------------------

@@ -109,8 +109,8 @@ def test_compiled_pipeline_recovers_too(reference, monkeypatch, counting_backend
         compile_backend=counting_backend,
         length_buckets=(32, 64, 128),
     )
-    forward, raised = inject_oom(pj.runner._compiled, rows=2)
-    monkeypatch.setattr(pj.runner, "_compiled", forward)
+    forward, raised = inject_oom(pj.modules.runner("model")._compiled, rows=2)
+    monkeypatch.setattr(pj.modules.runner("model"), "_compiled", forward)
     texts = TEXTS[:12]
     assert_same(pj(texts, batch_size=8), reference(texts))
     stats = pj.stats()

@@ -22,15 +22,15 @@ def shapes(pair):
     """The (batch, length) of every forward the pipejit pipeline runs."""
     _, pj = pair
     seen = []
-    forward = pj.runner.model.forward
+    forward = pj.modules.runner("model").model.forward
 
     def spy(**inputs):
         seen.append(tuple(inputs["input_ids"].shape))
         return forward(**inputs)
 
-    pj.runner.model.forward = spy
+    pj.modules.runner("model").model.forward = spy
     yield seen
-    pj.runner.model.forward = forward
+    pj.modules.runner("model").model.forward = forward
 
 
 def test_order_restored_and_padding_only_to_the_bucket(pair, shapes):

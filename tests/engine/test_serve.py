@@ -36,7 +36,7 @@ def direct(pipe):
 @pytest.fixture
 def forward_hook(pipe):
     """``forward_hook(fn)``: run ``fn(input_ids)`` before every model forward."""
-    model = pipe.runner.model
+    model = pipe.modules.runner("model").model
     original = model.forward
 
     def install(fn):

@@ -8,8 +8,8 @@ import transformers
 
 import pipejit
 from pipejit.engine.compile_cache import SUFFIX, CompileCache
-from pipejit.engine.graphs import capture_plan
-from tests.engine.fake_graphs import ReplayCapture, graphed
+from pipejit.engine.shapes import capture_plan
+from tests.engine.capture_standin import RecordingCapture, graphed
 from tests.models import sentences
 from tests.parity import assert_same
 
@@ -24,7 +24,7 @@ def reference(model_folder):
 
 
 def test_default_warmup_captures_the_plan_largest_first(reference):
-    capture = ReplayCapture()
+    capture = RecordingCapture()
     pj = graphed(
         reference, capture, length_buckets=(32, 64, 128), batch_sizes=(1, 2, 4), max_tokens=256
     )
@@ -45,7 +45,7 @@ def test_default_warmup_captures_the_plan_largest_first(reference):
 def test_warmup_skips_what_ran_out_of_memory_and_lowers_the_limit(reference):
     too_big = lambda shape: torch.OutOfMemoryError("out of memory") if shape[0] > 2 else None  # noqa: E731
     pj = graphed(
-        reference, ReplayCapture(fail=too_big), length_buckets=(64, 128), batch_sizes=(1, 2, 4)
+        reference, RecordingCapture(fail=too_big), length_buckets=(64, 128), batch_sizes=(1, 2, 4)
     )
     stats = pj.warmup()
     # 4x128 fails (limit 256), then 4x64 fails (limit 128): 2x128 is skipped untried

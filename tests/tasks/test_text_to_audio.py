@@ -150,8 +150,8 @@ def test_compiled_per_bucket(folders, counting_backend):
     params = {"forward_params": {"speaker_id": 1}}
     expected = [reference(text, **params) for text in TEXTS]
     assert_all_same(fast(TEXTS, batch_size=4, **params), expected)
-    synthesis = fast.task.synthesis(fast.runner)
-    buckets = len(fast.runner.stats.buckets) + len(synthesis.stats.buckets)
+    synthesis = fast.task.synthesis(fast.modules.runner("model"))
+    buckets = len(fast.modules.runner("model").stats.buckets) + len(synthesis.stats.buckets)
     assert counting_backend.graphs == buckets
     # the same texts again compile nothing
     assert_all_same(fast(TEXTS, batch_size=4, **params), expected)
@@ -191,9 +191,9 @@ def test_inductor_compiled(folders):
     texts = TEXTS[:4]
     expected = [reference(text, **params) for text in texts]
     assert_all_same(fast(texts, batch_size=4, **params), expected)
-    synthesis = fast.task.synthesis(fast.runner)
+    synthesis = fast.task.synthesis(fast.modules.runner("model"))
     assert fast.stats()["compile_failed"] is None and synthesis.stats.compile_failed is None
-    assert fast.runner.compiled and synthesis.compiled
+    assert fast.modules.runner("model").compiled and synthesis.compiled
 
 
 @pytest.mark.cuda

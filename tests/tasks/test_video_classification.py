@@ -90,7 +90,7 @@ def test_bad_inputs(pair, videos, tmp_path):
 def test_compiled_matches(tmp_path_factory, videos):
     ref, pj = pipeline_pair("videomae", TASK, tmp_path_factory.mktemp("videomae_c"), compile=True)
     assert_same(pj(videos, batch_size=2), ref(videos))
-    assert pj.runner.compiled and pj.runner.stats.compile_seconds
+    assert pj.modules.runner("model").compiled and pj.modules.runner("model").stats.compile_seconds
 
 
 def test_task_inferred_from_the_architecture(pair):

@@ -75,4 +75,4 @@ def test_bad_inputs(pair, tmp_path):
 def test_compiled_matches(tmp_path_factory):
     ref, pj = pipeline_pair("owlvit", TASK, tmp_path_factory.mktemp("owlvit_c"), compile=True)
     assert_same(pj(IMAGES, candidate_labels=LABELS, batch_size=4), ref(IMAGES, LABELS))
-    assert pj.runner.compiled and pj.runner.stats.compile_seconds
+    assert pj.modules.runner("model").compiled and pj.modules.runner("model").stats.compile_seconds
