@@ -121,7 +121,12 @@ class Steps(Protocol):
         a prefill, then the engine's static-cache one-token step."""
 
     def generate(
-        self, name: str, inputs: Mapping[str, torch.Tensor], options: dict[str, Any], *, static: bool
+        self,
+        name: str,
+        inputs: Mapping[str, torch.Tensor],
+        options: dict[str, Any],
+        *,
+        static: bool,
     ) -> Any:
         """``generate()`` of encoder-decoder ``name`` (Whisper), whose rules it keeps.
         ``static``: the call may use the engine's compiled static-cache step; its

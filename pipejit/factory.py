@@ -63,6 +63,8 @@ ARCHITECTURE_TASKS = (
     ("ForCausalLM", "text-generation"),
     ("Model", "feature-extraction"),
 )
+
+
 def pipeline(
     task: str | None = None,
     model: str | torch.nn.Module | None = None,

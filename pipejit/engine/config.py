@@ -124,10 +124,16 @@ class EngineConfig:
             graph_batch_sizes=graph_sizes,
             graph_max_tokens=graph_max_tokens,
             batch_size=check_batch_size(batch_size),
-            token_budget=None if token_budget is None else _positive_int("token_budget", token_budget),
+            token_budget=None
+            if token_budget is None
+            else _positive_int("token_budget", token_budget),
             max_batch_size=_positive_int("max_batch_size", max_batch_size),
-            length_buckets=None if length_buckets is None else _positive_ints("length_buckets", length_buckets),
-            batch_buckets=None if batch_buckets is None else _positive_ints("batch_buckets", batch_buckets),
+            length_buckets=None
+            if length_buckets is None
+            else _positive_ints("length_buckets", length_buckets),
+            batch_buckets=None
+            if batch_buckets is None
+            else _positive_ints("batch_buckets", batch_buckets),
             sort_window=_positive_int("sort_window", sort_window),
             progress=bool(progress),
             compile_cache=compile_cache if compile else None,

@@ -48,9 +48,7 @@ class ModuleSet:
         """Whether module ``name`` is compiled on this pipeline's device."""
         spec = self.declared[name]
         return (
-            self.config.compile
-            and spec.compile
-            and self.config.device.type in spec.compile_devices
+            self.config.compile and spec.compile and self.config.device.type in spec.compile_devices
         )
 
     def runner(self, name: str) -> Runner:
@@ -116,7 +114,12 @@ class ModuleSet:
         )
 
     def generate(
-        self, name: str, inputs: Mapping[str, torch.Tensor], options: dict[str, Any], *, static: bool
+        self,
+        name: str,
+        inputs: Mapping[str, torch.Tensor],
+        options: dict[str, Any],
+        *,
+        static: bool,
     ) -> Any:
         if name not in self._generators:
             self._generators[name] = GenerateRunner(

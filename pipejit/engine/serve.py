@@ -27,8 +27,8 @@ from pipejit.engine.isolation import run_each
 from pipejit.engine.pipeline import ENGINE_CALL_OPTIONS
 
 if TYPE_CHECKING:
-    from pipejit.engine.pipeline import Pipeline
     from pipejit.contract import Params
+    from pipejit.engine.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ class ModuleStats:
     def report(self) -> dict[str, Any]:
         return {
             "compiles": len(self.compile_seconds),
+            "compiled_shapes": sorted(self.compile_seconds, key=str),
             "compile_seconds": round(sum(self.compile_seconds.values()), 3),
             "batches": self.batches,
             "buckets": sorted(self.buckets),

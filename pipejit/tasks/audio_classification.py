@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
+from pipejit.contract import Features, Params, Row
 from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.tasks.audio_task import WaveformTask
-from pipejit.contract import Features, Params, Row
 from pipejit.tasks.base import reject_unknown
 
 FUNCTIONS = ("softmax", "sigmoid", "none")

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from pipejit.kernels.pooling import MODES, masked_pool
 from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.kernels.pooling import MODES, masked_pool
 from pipejit.tasks.base import encode, reject_unknown
 
 PARAMETERS = {"truncation", "tokenize_kwargs", "return_tensors", "pooling", "normalize"}

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import encode, reject_unknown
 
 # The LM heads of masked-LM classes, as the names of the model's own child modules,

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.contract import Features, Params, Row
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_batching import ImageTask
 from pipejit.tasks.score_functions import default_function, function_name

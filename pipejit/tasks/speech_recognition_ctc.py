@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from transformers.pipelines.automatic_speech_recognition import chunk_iter, rescale_stride
 
+from pipejit.contract import Features, Params, Row
 from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.tasks.audio_task import WaveformTask
-from pipejit.contract import Features, Params, Row
 from pipejit.tasks.base import reject_unknown
 
 TIMESTAMPS = ("char", "word")

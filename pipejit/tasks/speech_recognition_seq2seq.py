@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from pipejit.compat import prepare_generate_kwargs, sanitize_parameters
-from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.contract import Features, Module, Params, Row, Steps, StepTask
+from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 
 # The longest input, in seconds; longer audio wants chunk_length_s.
 MAX_SECONDS = 3600

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import encode, reject_unknown
 from pipejit.tasks.score_functions import default_function, function_name
 

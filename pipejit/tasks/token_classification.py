@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from pipejit.compat import sanitize_parameters
-from pipejit.kernels.token_scores import token_scores
 from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.kernels.token_scores import token_scores
 from pipejit.tasks.base import reject_unknown
 
 PARAMETERS = {

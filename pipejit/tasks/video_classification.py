@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import reject_unknown
 from pipejit.tasks.image_inputs import DEFAULT_URL_TIMEOUT
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.tasks.audio_inputs import is_single_audio, load_audio
 from pipejit.tasks.base import reject_unknown
 
 DEFAULT_TEMPLATE = "This is a sound of {}."

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipejit.kernels.zero_shot import zero_shot_scores
 from pipejit.contract import Features, ForwardTask, Params, Row
+from pipejit.kernels.zero_shot import zero_shot_scores
 from pipejit.tasks.base import encode, reject_unknown
 
 DEFAULT_TEMPLATE = "This example is {}."

@@ -2,8 +2,8 @@
 
 import torch
 
-from pipejit.engine.collate import collate, to_host
 from pipejit.contract import Features
+from pipejit.engine.collate import collate, to_host
 
 CPU = torch.device("cpu")
 

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from pipejit.engine.shapes import make_ladder, round_up
 from pipejit.engine.scheduler import plan_batches, windows
+from pipejit.engine.shapes import make_ladder, round_up
 
 LENGTHS = (16, 32, 64, 128, 256, 512)
 

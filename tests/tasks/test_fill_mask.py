@@ -2,6 +2,7 @@
 
 import pytest
 
+from pipejit.tasks import fill_mask
 from tests.models import sentences
 from tests.parity import assert_same
 
@@ -84,9 +85,10 @@ def test_head_runs_on_mask_rows_only(pair):
     assert all(len(shape) == 2 for shape in seen) and sum(shape[0] for shape in seen) == 4
 
 
-def test_full_forward_when_the_head_cannot_be_split(pipelines):
+def test_full_forward_when_the_head_cannot_be_split(pipelines, monkeypatch):
+    monkeypatch.setattr(fill_mask, "lm_head_split", lambda model: None)
     ref, pj = pipelines("fill-mask")
-    pj.task.head_split = None
+    assert pj.task.head_split is None and pj.modules.runner("model").model is pj.model
     assert_same(pj(TEXTS[:5], batch_size=4), ref(TEXTS[:5]))
     assert_same(pj(TEXTS[:3], targets=["good", "bad"]), ref(TEXTS[:3], targets=["good", "bad"]))
 

@@ -157,23 +157,28 @@ def test_decode_step_compiles_once_per_batch_bucket(folder, pair, counting_backe
     kwargs = dict(GREEDY, return_full_text=False)
     want = reference(text=CHATS, **kwargs)
     assert ours(text=CHATS, batch_size=4, **kwargs) == want  # batches of 4 and 1
-    decoder = ours.task._decoder
-    assert decoder.compile_failed is None
-    assert counting_backend.graphs == len(decoder.step_shapes) >= 1
+
+    def step_shapes():
+        return {
+            (rows, slots) for _, rows, slots in ours.stats()["modules"]["lm"]["compiled_shapes"]
+        }
+
+    assert ours.stats()["compile_failed"] is None
+    assert counting_backend.graphs == len(step_shapes()) >= 1
     # three prompts fill a batch of four; other lengths and images reuse its graph
     longer = [chat(9 + i, "the city and the river " * (i + 1)) for i in range(3)]
     got = ours(text=longer, batch_size=4, **dict(kwargs, max_new_tokens=14))
     assert got == reference(text=longer, **dict(kwargs, max_new_tokens=14))
-    assert counting_backend.graphs == len(decoder.step_shapes)
+    assert counting_backend.graphs == len(step_shapes())
     # two images a prompt: a batch of three fills to four with the last prompt's pair
     texts = ["<image><image> a", "<image><image> the cat and", "<image> <image> paris"]
     nested = [[make_image(i), make_image(i + 1)] for i in range(3)]
     want = [reference(images=group, text=text, **GREEDY)[0] for group, text in zip(nested, texts)]
     assert ours(images=nested, text=texts, batch_size=4, **GREEDY) == want
-    assert counting_backend.graphs == len(decoder.step_shapes)
-    assert (4, 64) in decoder.step_shapes  # prompts of mixed lengths decoded together
-    assert {rows for rows, _ in decoder.step_shapes} <= {1, 4}
-    assert {slots for _, slots in decoder.step_shapes} == {64}
+    assert counting_backend.graphs == len(step_shapes())
+    assert (4, 64) in step_shapes()  # prompts of mixed lengths decoded together
+    assert {rows for rows, _ in step_shapes()} <= {1, 4}
+    assert {slots for _, slots in step_shapes()} == {64}
 
 
 def test_bad_inputs_name_the_problem(pair):
@@ -218,4 +223,4 @@ def test_inductor_compiled_decoding_matches_reference(folder, pair):
     reference, _ = pair
     ours = pipejit.pipeline(TASK, model=folder, compile=True)
     assert ours(text=CHATS, batch_size=4, **GREEDY) == reference(text=CHATS, **GREEDY)
-    assert ours.task._decoder.compile_failed is None
+    assert ours.stats()["compile_failed"] is None

@@ -6,6 +6,7 @@ import transformers
 from torch._dynamo.utils import counters
 
 import pipejit
+from pipejit.tasks import speech_recognition_seq2seq
 from pipejit.tasks.speech_recognition_seq2seq import SpeechRecognitionSeq2Seq
 from tests.parity import assert_same
 from tests.whisper_models import SAMPLING_RATE, build_whisper_folder, clip
@@ -106,7 +107,7 @@ def test_english_only_model_has_no_language_token(folders):
 @pytest.fixture
 def compile_on_cpu(monkeypatch):
     """Compiled decoding, which pipejit keeps to CUDA by default, on this CPU."""
-    monkeypatch.setattr(SpeechRecognitionSeq2Seq, "compile_devices", ("cuda", "cpu"))
+    monkeypatch.setattr(speech_recognition_seq2seq, "COMPILE_DEVICES", ("cuda", "cpu"))
 
 
 def test_cpu_decodes_eager_by_default(folders):
@@ -114,6 +115,9 @@ def test_cpu_decodes_eager_by_default(folders):
     counters.clear()
     pj(CLIPS[:2], batch_size=2)
     assert counters["stats"]["unique_graphs"] == 0
+    stats = pj.stats()
+    # the engine ran and counted generate(): encoder batches and decode steps, no compile
+    assert stats["batches"] >= 1 and stats["decode_steps"] > 0 and stats["compiles"] == 0
 
 
 def test_compiled_decoding_matches_and_compiles_per_batch_bucket(folders, compile_on_cpu):
@@ -126,7 +130,11 @@ def test_compiled_decoding_matches_and_compiles_per_batch_bucket(folders, compil
     # the encoder (language detection calls it once more) and the one-token step
     assert 2 <= graphs <= 4
     assert_same(pj(CLIPS, batch_size=4), expected(ref, CLIPS))
-    assert not pj.task._compile_failed
+    stats = pj.stats()
+    assert stats["compile_failed"] is None
+    # compiles are counted per decode batch size: the warmup's 4 rows
+    assert stats["modules"]["whisper"]["compiled_shapes"] == [("step", 4)]
+    assert stats["decode_steps"] > 0
     assert counters["stats"]["unique_graphs"] == graphs
     # other durations and batch sizes that fill to the same sizes: no new graph
     others = [clip(seconds, 20 + seed) for seed, seconds in enumerate([2, 6, 8])]
@@ -145,7 +153,7 @@ def test_compile_failure_falls_back_to_eager(folders, compile_on_cpu):
     with pytest.warns(RuntimeWarning, match="decoding eager"):
         got = pj(CLIPS[:2], batch_size=2)
     assert_same(got, expected(ref, CLIPS[:2]))
-    assert pj.task._compile_failed
+    assert "no compiler here" in pj.stats()["compile_failed"]
 
 
 @pytest.mark.parametrize(

@@ -120,16 +120,19 @@ def test_decode_step_compiles_once_per_batch_bucket(folders, counting_backend):
     )
     kwargs = dict(do_sample=False, max_new_tokens=10)
     assert ours(PROMPTS, batch_size=4, **kwargs) == expected(reference, PROMPTS, **kwargs)
-    assert ours.task._decoder.compile_failed is None
-    decoder = ours.task._decoder
+    stats = ours.stats()
+    assert stats["compile_failed"] is None
+    # the engine counted the decoder: its prefills, its steps and one compile per shape
+    assert stats["batches"] >= 1 and stats["decode_steps"] > 0
     first = counting_backend.graphs
-    assert first == len(decoder.step_shapes) >= 1
+    assert first == stats["compiles"] >= 1
     # other lengths and budgets: a new graph only for a batch size not run before
     longer = [p + " and the city" for p in PROMPTS]
     ours(longer, batch_size=4, **dict(kwargs, max_new_tokens=14))
-    assert counting_backend.graphs == len(decoder.step_shapes)
-    assert {rows for rows, _ in decoder.step_shapes} <= {1, 2, 4}
-    assert {slots for _, slots in decoder.step_shapes} == {64}
+    shapes = ours.stats()["modules"]["lm"]["compiled_shapes"]
+    assert counting_backend.graphs == len(shapes)
+    assert {rows for _, rows, _ in shapes} <= {1, 2, 4}
+    assert {slots for _, _, slots in shapes} == {64}
 
 
 def test_repetition_penalty_matches_transformers_processor():
@@ -213,4 +216,4 @@ def test_inductor_compiled_decoding_matches_reference(folders):
     ours = pipejit.pipeline("text-generation", model=folders["llama"], compile=True)
     kwargs = dict(do_sample=False, max_new_tokens=12)
     assert ours(PROMPTS, batch_size=4, **kwargs) == expected(reference, PROMPTS, **kwargs)
-    assert ours.task._decoder.compile_failed is None
+    assert ours.stats()["compile_failed"] is None

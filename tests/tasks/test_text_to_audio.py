@@ -8,7 +8,7 @@ import torch
 import transformers
 
 import pipejit
-from pipejit.tasks.text_to_audio import frame_bucket
+from pipejit.engine.shapes import frame_bucket
 from tests.parity import TOLERANCE, pipeline_pairs
 from tests.tts_models import build_vits_folder
 
@@ -150,8 +150,8 @@ def test_compiled_per_bucket(folders, counting_backend):
     params = {"forward_params": {"speaker_id": 1}}
     expected = [reference(text, **params) for text in TEXTS]
     assert_all_same(fast(TEXTS, batch_size=4, **params), expected)
-    synthesis = fast.task.synthesis(fast.modules.runner("model"))
-    buckets = len(fast.modules.runner("model").stats.buckets) + len(synthesis.stats.buckets)
+    modules = fast.stats()["modules"]
+    buckets = len(modules["text"]["buckets"]) + len(modules["synthesis"]["buckets"])
     assert counting_backend.graphs == buckets
     # the same texts again compile nothing
     assert_all_same(fast(TEXTS, batch_size=4, **params), expected)
@@ -191,9 +191,8 @@ def test_inductor_compiled(folders):
     texts = TEXTS[:4]
     expected = [reference(text, **params) for text in texts]
     assert_all_same(fast(texts, batch_size=4, **params), expected)
-    synthesis = fast.task.synthesis(fast.modules.runner("model"))
-    assert fast.stats()["compile_failed"] is None and synthesis.stats.compile_failed is None
-    assert fast.modules.runner("model").compiled and synthesis.compiled
+    assert fast.stats()["compile_failed"] is None
+    assert fast.modules.runner("text").compiled and fast.modules.runner("synthesis").compiled
 
 
 @pytest.mark.cuda
