@@ -1,1 +1,4 @@
-"""The engine: factory, Pipeline, scheduler, buckets, collation and runner; it knows no task."""
+"""The engine: configuration, shapes, scheduling, runners, graphs, retries and statistics.
+
+It runs what tasks declare through ``pipejit.contract`` and imports no task.
+"""
