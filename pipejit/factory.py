@@ -120,6 +120,7 @@ def pipeline(
         shapes=shapes,
         compile_backend=compile_backend,
         compile_mode=compile_mode,
+        dtype=dtype,
         autocast=autocast,
         cuda_graphs=cuda_graphs,
         graph_capture=graph_capture,
@@ -135,7 +136,12 @@ def pipeline(
         compile_cache=compile_cache,
     )
     reference = transformers.pipeline(
-        task_name, model=model, tokenizer=tokenizer, device=config.device, dtype=dtype, **loading
+        task_name,
+        model=model,
+        tokenizer=tokenizer,
+        device=config.device,
+        dtype=config.dtype,
+        **loading,
     )
     reference.model.eval()
     return Pipeline(build_task(task_name, reference), config, task_kwargs)

@@ -21,6 +21,8 @@ SHAPES = ("static", "dynamic")
 GRAPH_MODES = (True, False, "auto")
 CAPTURE_POLICIES = ("lazy", "warmup")
 AUTOCAST_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+# ``dtype=`` as transformers takes it: the weights' dtype, or "auto" for the checkpoint's.
+WEIGHT_DTYPES = {"float32": torch.float32, **AUTOCAST_DTYPES}
 # torch.compile modes that record CUDA graphs of their own: they and pipejit's graphs
 # would capture the same work twice.
 GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")
@@ -44,6 +46,7 @@ class EngineConfig:
     shapes: str
     backend: Any
     compile_mode: str | None
+    dtype: torch.dtype | str | None
     autocast: torch.dtype | None
     cuda_graphs: bool
     graph_mode: bool | str
@@ -68,6 +71,7 @@ class EngineConfig:
         shapes: str | None = None,
         compile_backend: Any = "inductor",
         compile_mode: str | None = None,
+        dtype: str | torch.dtype | None = None,
         autocast: str | torch.dtype | None = None,
         cuda_graphs: bool | str = "auto",
         graph_capture: str = "lazy",
@@ -87,6 +91,13 @@ class EngineConfig:
         shapes = shapes or DEFAULT_SHAPES.get(device.type, "static")
         if shapes not in SHAPES:
             raise ValueError(f"shapes must be one of {SHAPES}, got {shapes!r}")
+        weights = resolve_dtype(dtype)
+        autocast = resolve_autocast(autocast)
+        if autocast is not None and weights in AUTOCAST_DTYPES.values():
+            raise ValueError(
+                f"autocast={autocast} runs fp32 weights in half precision, but dtype={dtype!r} "
+                "already casts the weights; pass one of them"
+            )
         if not isinstance(cuda_graphs, (bool, str)) or cuda_graphs not in GRAPH_MODES:
             raise ValueError(f"cuda_graphs must be one of {GRAPH_MODES}, got {cuda_graphs!r}")
         if cuda_graphs is True and device.type != "cuda":
@@ -117,7 +128,8 @@ class EngineConfig:
             shapes=shapes,
             backend=compile_backend,
             compile_mode=compile_mode,
-            autocast=resolve_autocast(autocast),
+            dtype=weights,
+            autocast=autocast,
             cuda_graphs=wants_graphs,
             graph_mode=cuda_graphs,
             graph_capture=graph_capture,
@@ -165,6 +177,18 @@ class EngineConfig:
             capture_sizes=self.graph_batch_sizes,
             capture_max_tokens=self.graph_max_tokens,
         )
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
+    """The weights' dtype for transformers: None (its default), "auto", or a float dtype."""
+    if dtype is None or dtype == "auto" or dtype in WEIGHT_DTYPES.values():
+        return dtype
+    if dtype not in WEIGHT_DTYPES:
+        raise ValueError(
+            f"dtype must be one of {sorted(WEIGHT_DTYPES)}, 'auto', a torch float dtype or "
+            f"None, got {dtype!r}"
+        )
+    return WEIGHT_DTYPES[dtype]
 
 
 def resolve_autocast(autocast: str | torch.dtype | None) -> torch.dtype | None:

@@ -105,6 +105,8 @@ def test_shape_policy_buckets_mid_batch_lengths_only_for_static_compiles():
         ({"sort_window": -1}, "sort_window must be a positive int"),
         ({"batch_size": 0}, "batch_size must be a positive int"),
         ({"cuda_graphs": "yes"}, "cuda_graphs must be one of"),
+        ({"dtype": "int4"}, "dtype must be one of"),
+        ({"dtype": "float16", "autocast": "bfloat16"}, "pass one of them"),
     ],
 )
 def test_engine_options_are_checked_in_one_place(options, message):
