@@ -153,6 +153,7 @@ class GraphRunner:
         compiled: Callable[[], bool],
         mode: bool | str = True,
         policy: str = "lazy",
+        units_per_token: int = 1,
         max_graphs: int = 512,
         capture: Capture | None = None,
     ):
@@ -165,7 +166,8 @@ class GraphRunner:
         self.mode = mode
         self.policy = policy
         self.batch_sizes = tuple(sorted(set(shapes.capture_sizes)))
-        self.max_tokens = shapes.capture_max_tokens
+        # the cap is in tokens; row costs are in the task's length units (audio: samples)
+        self.max_units = shapes.capture_max_tokens * units_per_token
         self.max_graphs = max_graphs
         self.stats = GraphStats()
         self._capture = capture
@@ -188,8 +190,8 @@ class GraphRunner:
     def run(self, inputs: Tensors, call: Tensors, params: Params, row_cost: int) -> Tensors:
         """The step on a batch, replayed from a graph where one serves it.
 
-        ``row_cost`` is one row's padded size (the bucket length), for the token cap
-        and the padding count.
+        ``row_cost`` is one row's padded size (the bucket length, in the task's length
+        units), for the token cap and the padding count.
         """
         rows = _rows(inputs)
         graph = self._graph_for(inputs, call, params, rows, row_cost)
@@ -239,7 +241,7 @@ class GraphRunner:
             return None
         captured = self.shapes.graph_batch(rows, sorted(family)) if family else None
         wanted = self.shapes.graph_batch(rows) if self.policy == "lazy" else None
-        if wanted is not None and wanted * row_cost > self.max_tokens:
+        if wanted is not None and wanted * row_cost > self.max_units:
             wanted = None
         # a captured bucket serves unless a lazy capture would pad less
         if captured is not None and (wanted is None or captured <= wanted):

@@ -54,6 +54,7 @@ class ModuleSet:
     def runner(self, name: str) -> Runner:
         if name not in self._runners:
             spec = self._spec(name)
+            _move_plain_tensors(spec.module, self.config.device)
             self._runners[name] = Runner(
                 spec.module,
                 compile=self.compiles(name),
@@ -140,3 +141,13 @@ class ModuleSet:
             raise KeyError(
                 f"the task declared no module {name!r}; it declared {sorted(self.declared)}"
             ) from None
+
+
+def _move_plain_tensors(module: torch.nn.Module, device: torch.device) -> None:
+    """Tensors a model keeps as plain attributes (neither parameters nor buffers, such as
+    VideoMAE's position table) moved to ``device`` once: ``Module.to`` leaves them
+    behind, and a forward that copies one over every call cannot be captured in a graph."""
+    for sub in module.modules():
+        for key, value in list(vars(sub).items()):
+            if isinstance(value, torch.Tensor) and value.device != device:
+                setattr(sub, key, value.to(device))

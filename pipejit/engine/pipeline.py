@@ -77,6 +77,7 @@ class Pipeline:
             compiled=lambda: runner.compiled,
             mode=self.config.graph_mode,
             policy=self.config.graph_capture,
+            units_per_token=task.units_per_token,
         )
 
     @property
@@ -134,7 +135,7 @@ class Pipeline:
             plan = [(size, length) for length in lengths for size in sizes]
         else:
             # sizes asked for explicitly are captured even past the token cap
-            cap = graphs.max_tokens if batch_sizes is None else math.inf
+            cap = graphs.max_units if batch_sizes is None else math.inf
             plan = capture_plan(lengths, sizes, cap)
         params = self.task.parse_params(dict(self.task_defaults))
         call = self._call_tensors(params)

@@ -54,7 +54,8 @@ def zero_shot_scores_ref(
     _check(logits, entailment, contradiction, offsets)
     x = logits.float()
     if offsets is None:
-        return x[:, [contradiction, entailment]].softmax(-1)[:, 1]
+        # columns picked one by one: a list index would copy an index tensor from the host
+        return torch.stack([x[:, contradiction], x[:, entailment]], -1).softmax(-1)[:, 1]
     entail = x[:, entailment]
     offsets = offsets.to(x.device)
     lengths = offsets.diff()

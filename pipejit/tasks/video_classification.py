@@ -78,12 +78,13 @@ class VideoClassification(ForwardTask):
             )
         indices = np.linspace(0, num_frames * rate - 1, num=num_frames, dtype=np.int64)
         return Params(
-            preprocess={"indices": indices},
+            # a tuple: parameters are hashed to key CUDA graphs
+            preprocess={"indices": tuple(indices.tolist())},
             postprocess={"top_k": min(top_k, self.config.num_labels), "function": function},
         )
 
     def preprocess(self, item: Any, params: Params) -> list[Features]:
-        indices = params.preprocess["indices"]
+        indices = np.asarray(params.preprocess["indices"], dtype=np.int64)
         frames = _read_file(item, indices) if isinstance(item, str) else _pick(item, indices)
         if len(frames) < len(indices):
             raise ValueError(

@@ -73,8 +73,13 @@ class RecordingCapture:
         self.fail = fail  # fail(first output's shape) -> an error to raise while recording
 
     def own(self, *modules: torch.nn.Module) -> None:
-        """Count the parameters and buffers of ``modules`` as the engine's own."""
-        self.owned |= {t.data_ptr() for m in modules for t in (*m.parameters(), *m.buffers())}
+        """Count the parameters, buffers and plain tensor attributes of ``modules`` (and
+        their submodules) as the engine's own: they live as long as the model."""
+        for module in modules:
+            for sub in module.modules():
+                tensors = [*sub.parameters(recurse=False), *sub.buffers(recurse=False)]
+                tensors += [v for v in vars(sub).values() if isinstance(v, torch.Tensor)]
+                self.owned |= {t.data_ptr() for t in tensors}
 
     def warmup(self, step):
         self.warmups += 1
@@ -124,6 +129,7 @@ def with_graphs(pj, capture: RecordingCapture | None = None, **options):
         module_name=type(runner.model).__name__,
         quiet=runner.quiet,
         compiled=lambda: runner.compiled,
+        units_per_token=pj.task.units_per_token,
         capture=capture,
         **options,
     )

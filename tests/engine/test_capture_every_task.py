@@ -258,36 +258,12 @@ def test_every_other_task_is_a_step_task_or_opts_out_explicitly():
             assert issubclass(cls, StepTask) or opted_out, cls.__name__
 
 
-# Capturable tasks whose step the stand-in refuses today; strict, so a fix shows as XPASS.
-KNOWN_FAILURES = {
-    "zero-shot-classification": pytest.mark.xfail(
-        strict=True,
-        raises=RuntimeWarning,
-        reason="reduce's torch path (pipejit/kernels/zero_shot.py:57, zero_shot_scores_ref) "
-        "indexes x[:, [contradiction, entailment]] with a Python list: the trace holds a "
-        "(2,) index tensor the engine does not own (ForeignTensorError); the Triton path "
-        "that CUDA takes by default does not index so",
-    ),
-    "video-classification": pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason="never captured: Params.preprocess['indices'] is a numpy array "
-        "(pipejit/tasks/video_classification.py:79-81), so graphs.params_key is None and "
-        "every batch falls back silently; past that, VideoMAE's sinusoid position table "
-        "is a plain tensor attribute, not a buffer (copied to the device in each forward, "
-        "modeling_videomae.py:106/114), which the capture refuses as a foreign tensor",
-    ),
-}
-
-
 def _no_cap(pj):
     """The pipeline's shapes without the capture token cap (the cap is test_graphs' business)."""
     return replace(pj.shapes, capture_max_tokens=1 << 40)
 
 
-@pytest.mark.parametrize(
-    "task", [pytest.param(t, marks=KNOWN_FAILURES.get(t, ())) for t in sorted(CASES)]
-)
+@pytest.mark.parametrize("task", sorted(CASES))
 def test_the_captured_step_replays_at_parity(task, models):
     case = CASES[task]
     reference, pj = case.pair(models)
@@ -309,13 +285,6 @@ def test_the_captured_step_replays_at_parity(task, models):
     assert second["graph_hits"] > first["graph_hits"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="GraphRunner.run gets row_cost in samples (Pipeline._execute passes the bucket "
-    "length) and compares it with graph_max_tokens, a token count: audio is capped "
-    "units_per_token (20 here) times too early",
-)
 def test_audio_graphs_are_capped_in_tokens_not_samples(models):
     reference, pj = models.audio("audio-classification", "audio-classification")
     pj = with_graphs(pj)
