@@ -138,4 +138,3 @@ def test_bad_inputs(pair, tmp_path):
     with pytest.raises(ValueError, match="input 1: .*not an image"):
         pj([IMAGES[0], str(corrupt)], **LOOSE)
     assert_same_masks(pj(IMAGES[:1], **LOOSE), [ref(IMAGES[0], **LOOSE)])
-    assert not pj.task._pending
