@@ -269,7 +269,8 @@ class StepTask(Task):
 
     @abstractmethod
     def modules(self) -> dict[str, Module]:
-        """The modules ``run`` calls by name; the engine builds one runner for each."""
+        """The modules ``run`` calls by name; the engine builds one runner for each. The
+        first is the one each batch enters: the engine counts batches and tokens on it."""
 
     @abstractmethod
     def run(self, steps: Steps, inputs: Tensors, params: Params) -> Tensors | list[Row]:

@@ -6,8 +6,9 @@ adds: where compiling is on for the device, the encoder is compiled in place
 (``generate`` calls it for every window) and a ``static`` call decodes with a
 static KV cache and ``generate``'s compiled one-token step, its batch filled to the
 shape policy's decode size so that the step compiles once per size. A compiler
-failure turns compiling off with one warning and the call is decoded eager. Hooks on
-the encoder and the decoder count batches and decode steps in the module's stats.
+failure turns compiling off with one warning and the call is decoded eager. Each call
+counts one batch, and a decode step per token position it returned, in the module's
+stats (hooks inside the compiled step would make it recompile at every step).
 """
 
 from __future__ import annotations
@@ -50,22 +51,12 @@ class GenerateRunner:
         self._compiled_encoder = False
         self._compile_config: CompileConfig | None = None
         self._step_shapes: set[int] = set()
-        model.get_encoder().register_forward_pre_hook(self._count_encoder, with_kwargs=True)
-        model.get_decoder().register_forward_pre_hook(self._count_decoder, with_kwargs=True)
-
-    def _count_encoder(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        features = args[0] if args else kwargs.get("input_features")
-        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else ()
-        self.stats.count(shape)
-
-    def _count_decoder(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        self.stats.decode_steps += 1
 
     def __call__(
         self, inputs: Mapping[str, torch.Tensor], options: dict[str, Any], *, static: bool
     ) -> Any:
         device = next(iter(inputs.values())).device
-        options = dict(options)
+        run_options = dict(options)
         batch = dict(inputs)
         if self.compile:
             self._compile_encoder()
@@ -73,12 +64,12 @@ class GenerateRunner:
                 rows = next(iter(batch.values())).shape[0]
                 filled = self.shapes.decode_rows(rows)
                 batch = {k: _fill_rows(v, filled) for k, v in batch.items()}
-                options.update(cache_implementation="static", compile_config=self._config())
+                run_options.update(cache_implementation="static", compile_config=self._config())
                 first = filled not in self._step_shapes
                 self._step_shapes.add(filled)
         start = time.perf_counter()
         try:
-            output = self._generate(batch, options, device)
+            output = self._generate(batch, run_options, device)
         except torch.OutOfMemoryError:
             raise
         except Exception as error:  # noqa: BLE001 - a compiler failure means: decode eager
@@ -88,6 +79,9 @@ class GenerateRunner:
             return self(inputs, options, static=False)
         if self.compile and static and first:
             self.stats.compile_seconds[("step", filled)] = time.perf_counter() - start
+        self.stats.count(tuple(next(iter(batch.values())).shape))
+        sequences = output if isinstance(output, torch.Tensor) else output["sequences"]
+        self.stats.decode_steps += int(sequences.shape[-1])
         return output
 
     def _generate(self, batch: dict[str, torch.Tensor], options: dict, device) -> Any:

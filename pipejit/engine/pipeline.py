@@ -160,12 +160,18 @@ class Pipeline:
         replays), summed at the top level and per module under ``"modules"``, with the
         graph runner's and the OOM backoff's counts."""
         per_module = self.modules.stats
-        total = {key: 0 for key in ("batches", "real_tokens", "padded_tokens", "decode_steps")}
+        # batches and tokens are counted on the module each batch enters (the first
+        # declared); compiles, decode steps, captures and replays on every module
+        entry = next(iter(per_module.values()))
+        total = {
+            "batches": entry.batches,
+            "real_tokens": entry.real_tokens,
+            "padded_tokens": entry.padded_tokens,
+            "decode_steps": sum(m.decode_steps for m in per_module.values()),
+        }
         compile_seconds: dict[str, float] = {}
         buckets: set[tuple[int, ...]] = set()
         for name, module in per_module.items():
-            for key in total:
-                total[key] += getattr(module, key)
             buckets |= module.buckets
             prefix = "" if len(per_module) == 1 else f"{name}:"
             for bucket, seconds in module.compile_seconds.items():
@@ -305,7 +311,7 @@ class Pipeline:
         else:
             host = to_host(reduced)
             batch_rows = [{k: v[row] for k, v in host.items()} for row in range(len(positions))]
-        stats = next(iter(self.modules.stats.values()))
+        stats = next(iter(self.modules.stats.values()))  # the module batches enter
         stats.real_tokens += sum(f.length for f in members)
         stats.padded_tokens += len(positions) * length
         for position, row in zip(positions, batch_rows):
