@@ -38,6 +38,9 @@ from pipejit.kernels.launch_configs import LaunchConfig, launch_configs
 RESULTS = Path(__file__).resolve().parent / "results"
 # the largest dynamic shared memory one block may ask for (CUDA programming guide, by arch)
 SHARED_LIMITS = {80: 166912, 90: 232448}
+# Spills of a few registers' worth (ptxas trading a reload for fewer registers) are listed in
+# the table; past this many bytes a configuration's tile is too large for its warps.
+HEAVY_SPILL_BYTES = 64
 CACHE_ENV = "PIPEJIT_KERNEL_BUILD_CACHE"
 DEFAULT_WORKERS = 2
 
@@ -89,6 +92,16 @@ def problems(rows: Iterable[dict]) -> list[str]:
                 f"over sm_{row['arch']}'s {SHARED_LIMITS[row['arch']]}"
             )
     return found
+
+
+def heavy_spills(rows: Iterable[dict]) -> list[str]:
+    """Builds that spill more than ``HEAVY_SPILL_BYTES`` bytes of registers to local memory."""
+    return [
+        f"{row['config']} on sm_{row['arch']}: {row['spill_stores']} bytes spilled, "
+        f"{row['registers']} registers"
+        for row in rows
+        if row["error"] is None and row["spill_stores"] > HEAVY_SPILL_BYTES
+    ]
 
 
 def _cache_key(version: str, config: LaunchConfig, arch: int) -> str:
@@ -198,10 +211,18 @@ def markdown(report: dict) -> str:
         f"for; the limits are {', '.join(f'sm_{a}: {b}' for a, b in SHARED_LIMITS.items())} "
         "bytes.",
         "",
-        f"Problems: {len(report['problems'])}. Builds that spill registers: {len(spilling)}.",
+        f"Problems: {len(report['problems'])}. Builds that spill registers: {len(spilling)}, "
+        f"{len(heavy_spills(rows))} of them past {HEAVY_SPILL_BYTES} bytes.",
         "",
     ]
-    lines += [f"- {p}" for p in report["problems"]]
+    lines += [f"- {p}" for p in report["problems"] + heavy_spills(rows)]
+    if spilling:
+        lines += ["", "Spilling builds:", ""]
+        lines += [
+            f"- {r['config']} on sm_{r['arch']}: {r['registers']} registers, "
+            f"{r['spill_stores']} bytes stored / {r['spill_loads']} loaded"
+            for r in spilling
+        ]
     lines += [
         "",
         "## Per kernel and target: the worst configuration",

@@ -124,7 +124,8 @@ def _softmax_topk_calls():
 
 def _token_scores_calls():
     for dtype, labels in itertools.product(DTYPES, TOKEN_LABELS):
-        yield lambda x=torch.zeros(1, 4, labels, dtype=dtype): token_scores(x, impl="triton")
+        x = torch.zeros(1, 4, labels, dtype=dtype)
+        yield lambda x=x: token_scores(x, impl="triton")
 
 
 def _pooling_calls():
