@@ -8,6 +8,7 @@ import torch
 
 from pipejit.bench import gpu_check
 
+DTYPES = ("float32", "bfloat16")  # two of the three keep the rehearsal short
 STAND_IN_TESTS = """
 import pytest
 
@@ -47,7 +48,8 @@ def test_cpu_rehearsal_runs_every_step_and_writes_dated_results(tmp_path):
         [
             *("--device", "cpu", "--model-size", "tiny", "--items", "12"),
             *("--batch-sizes", "1,4", "--repeats", "1", "--latency-calls", "3", "--no-compile"),
-            *("--tests", str(tests), "--out-dir", str(out), "--budget-scale", "10"),
+            *("--dtypes", ",".join(DTYPES), "--tests", str(tests), "--out-dir", str(out)),
+            *("--budget-scale", "10"),
         ]
     )
     (json_path,) = out.glob("*-cpu-rehearsal-gpu-check.json")
@@ -59,10 +61,10 @@ def test_cpu_rehearsal_runs_every_step_and_writes_dated_results(tmp_path):
     assert status == 0
     rows = steps["latency"]["result"]["rows"]
     assert [(r["dtype"], r["cuda_graphs"]) for r in rows] == [
-        (d, g) for d in gpu_check.DTYPES for g in (False, "auto")
+        (d, g) for d in DTYPES for g in (False, "auto")
     ]
     assert all(r["parity"] and r["pipejit_p99_ms"] >= r["pipejit_p50_ms"] > 0 for r in rows)
-    assert [run["dtype"] for run in steps["quick"]["result"]["runs"]] == list(gpu_check.DTYPES)
+    assert [run["dtype"] for run in steps["quick"]["result"]["runs"]] == list(DTYPES)
     assert steps["warmup"]["result"]["warmup_seconds"] >= 0
     text = json_path.with_suffix(".md").read_text()
     assert "Verdict: passed" in text and "| bfloat16 | auto |" in text
