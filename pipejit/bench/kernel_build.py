@@ -4,7 +4,7 @@
 ``pipejit.kernels.launch_configs`` lists for sm_80 (A100) and sm_90 (H100/H200) with
 Triton's compiler and the ``ptxas`` its wheel ships, reads registers, spills and stack
 from ptxas' own report and the dynamic shared memory from the kernel's metadata, and
-writes ``results/<date>-sm80-sm90-kernel-build.{json,md}``. It exits non-zero when a
+writes ``results/<date>-sm80-sm90-triton<version>-kernel-build.{json,md}``. It exits non-zero when a
 configuration fails to compile or asks for more shared memory than its target has.
 
 Each (configuration, target) result is kept in a cache folder, keyed by the Triton
@@ -187,7 +187,8 @@ def write(rows: list[dict], folder: Path, seconds: float) -> tuple[Path, Path]:
     import triton
 
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    stem = f"{date}-sm80-sm90-kernel-build"
+    targets = "-".join(f"sm{arch}" for arch in sorted({row["arch"] for row in rows}))
+    stem = f"{date}-{targets}-triton{triton.__version__}-kernel-build"
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
     report = {
@@ -210,7 +211,7 @@ def markdown(report: dict) -> str:
     compile_seconds = sum(r.get("seconds", 0) for r in rows)
     limits = ", ".join(f"sm_{arch}: {limit}" for arch, limit in SHARED_LIMITS.items())
     lines = [
-        f"# Kernel build, {report['date']}: every launch configuration for sm_80 and sm_90",
+        f"# Kernel build, {report['date']}: every launch configuration, Triton {report['triton']}",
         "",
         f"`{report['command']}` with Triton {report['triton']} and the ptxas its wheel ships, "
         f"no GPU; {len(rows)} builds ({len({r['config'] for r in rows})} configurations x "
@@ -273,12 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--targets", default="80,90", help="compute capabilities, e.g. 90")
     parser.add_argument(
         "--cache", type=Path, default=None, help=f"default: ${CACHE_ENV} or ~/.cache"
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = build(workers=args.workers, cache=args.cache)
+    archs = [int(arch) for arch in args.targets.split(",")]
+    rows = build(archs=archs, workers=args.workers, cache=args.cache)
     json_path, md_path = write(rows, args.out_dir, time.perf_counter() - start)
     found = problems(rows)
     for problem in found:

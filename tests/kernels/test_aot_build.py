@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
 
 from pipejit.bench import kernel_build  # noqa: E402
 from pipejit.kernels import launch_configs as listing  # noqa: E402
@@ -97,7 +97,8 @@ def test_ptxas_report_is_read():
 
 def test_report_files_are_dated_and_list_every_build(tmp_path, built):
     json_path, md_path = kernel_build.write(built, tmp_path, seconds=1.0)
-    assert json_path.name.endswith("-sm80-sm90-kernel-build.json")
+    targets = "-".join(f"sm{arch}" for arch in sorted(TARGETS))
+    assert json_path.name.endswith(f"-{targets}-triton{triton.__version__}-kernel-build.json")
     text = md_path.read_text()
     assert text.count("\n| ") - text.count("\n| kernel") - text.count("\n| configuration") == (
         len(built) + len(KERNELS) * len(TARGETS)

@@ -4,9 +4,14 @@ The second CI leg (scripts/ci_min_versions.sh) runs this selection on the GPU ma
 package versions. A task module without an entry, or an entry naming no collected test,
 is a collection error whenever ``smoke`` is selected, so the selection keeps covering
 every task.
+
+On transformers 5.17 (the GPU machines' version, the lowest pyproject admits) five smoke tests
+are strict expected failures, each with what 5.17 lacks (``GAPS_5_17``): they are the
+findings of the second CI leg, and a fix turns them into failures to remove from the list.
 """
 
 import pytest
+import transformers
 
 # test module -> the one parity test (with its parameter id, if any) run as the smoke test
 SMOKE = {
@@ -34,6 +39,16 @@ SMOKE = {
     "test_zero_shot_image_classification": "test_single_image_positional_labels_and_path",
     "test_zero_shot_object_detection": "test_per_image_labels_dicts_and_label_strings[owlvit]",
 }
+_GENERATE = "transformers 5.17's pipelines lack _prepare_generate_kwargs, which pipejit calls"
+GAPS_5_17 = {
+    "test_text_generation": _GENERATE,
+    "test_image_text_to_text": _GENERATE,
+    "test_speech_recognition_seq2seq": _GENERATE,
+    "test_text_to_audio": "transformers 5.17's own text-to-audio preprocess, which pipejit "
+    "reuses, calls BatchEncoding.to(dtype=...), which 5.17 does not accept",
+    "test_image_segmentation": "transformers 5.17 loads no Segformer image processor "
+    "without torchvision",
+}
 # modules of tests/tasks that test shared input helpers, not a task
 NOT_TASKS = {"test_audio_inputs", "test_image_inputs", "test_lm_head_split"}
 
@@ -49,6 +64,8 @@ def pytest_collection_modifyitems(config, items):
         if SMOKE.get(module) == item.name:
             item.add_marker(pytest.mark.smoke)
             marked.add(module)
+            if module in GAPS_5_17 and transformers.__version__.startswith("5.17."):
+                item.add_marker(pytest.mark.xfail(reason=GAPS_5_17[module], strict=True))
     if "smoke" not in (config.option.markexpr or ""):
         return
     missing = sorted(m for m in modules if m not in SMOKE)
