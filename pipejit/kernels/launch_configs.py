@@ -7,6 +7,11 @@ tensors, over fp32/fp16/bf16 inputs and the row lengths and ``k`` values that th
 tasks pass, with the launch recorded instead of run. So the list follows the
 launchers' own block, tile and warp choices, and a launcher change shows up here.
 
+The domain is the tasks' defaults and documented options at typical model sizes (below),
+not every value a user may pass: a top_k of, say, 20 on a 1000-label head selects a
+32-wide merge list, between the 16 and 128 built there, and a 3000-label head the same
+1024-column blocks as 1000 labels.
+
 Runtime integers are listed as ``i32`` (or ``i64`` past its range) without Triton's
 value specialisations (an integer equal to 1, divisibility by 16): those are further
 variants of the same code, which the JIT builds at run time.
@@ -14,6 +19,8 @@ variants of the same code, which the JIT builds at run time.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -84,8 +91,6 @@ class LaunchConfig:
 
     def function(self) -> Callable[..., None]:
         """The Python kernel function (what ``triton.jit`` wraps)."""
-        import importlib
-
         return getattr(importlib.import_module(self.module), self.attribute).fn
 
 
@@ -175,8 +180,6 @@ def _recorded(call: Callable[[], object]) -> list[LaunchConfig]:
 
 
 def _config(kernel: _triton.Kernel, args: tuple, constexprs: dict, num_warps: int) -> LaunchConfig:
-    import inspect
-
     fn = kernel.fn
     names = list(inspect.signature(fn).parameters)
     runtime = names[: len(args)]
