@@ -9,7 +9,7 @@ launchers' own block, tile and warp choices, and a launcher change shows up here
 
 The domain is the tasks' defaults and documented options at typical model sizes (below),
 not every value a user may pass: a top_k of, say, 20 on a 1000-label head selects a
-32-wide merge list, between the 16 and 128 built there, and a 3000-label head the same
+32-wide merge list, between the 16 and 128 built here, and a 3000-label head the same
 1024-column blocks as 1000 labels.
 
 Runtime integers are listed as ``i32`` (or ``i64`` past its range) without Triton's
