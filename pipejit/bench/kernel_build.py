@@ -209,9 +209,15 @@ def write(rows: list[dict], folder: Path, seconds: float) -> tuple[Path, Path]:
         "problems": problems(rows),
         "rows": [{k: v for k, v in row.items() if k != "cached"} for row in rows],
     }
-    json_path.write_text(json.dumps(report, indent=1))
+    json_path.write_text(_json_row_per_line(report))
     md_path.write_text(markdown(report))
     return json_path, md_path
+
+
+def _json_row_per_line(report: dict) -> str:
+    head = json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1)
+    rows = ",\n".join("  " + json.dumps(row) for row in report["rows"])
+    return f'{head[:-2]},\n "rows": [\n{rows}\n ]\n}}\n'
 
 
 def markdown(report: dict) -> str:
