@@ -56,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     rebuilding = commands.add_parser("report", help="rebuild results.md and the plot")
     rebuilding.add_argument("folder", type=Path)
     rebuilding.set_defaults(handler=_report)
-    commands.add_parser("gpu-check", help="cuda tests + quick benchmark on a GPU, dated results")
+    commands.add_parser(
+        "gpu-check", help="the 8-minute GPU check, dated results (gpu-check --plan: its steps)"
+    )
     return parser
 
 

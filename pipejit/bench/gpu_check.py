@@ -1,17 +1,31 @@
-"""``python -m pipejit.bench gpu-check``: the one command to run on a machine with a GPU.
+"""``pipejit-bench gpu-check``: the one command for a short GPU window, at most 8 minutes.
 
-It runs the cuda-marked tests, then the quick benchmark against transformers on
-CUDA in fp32, fp16 and bf16, each with CUDA graphs on and off, and a single-sentence
-latency probe (the p50 a served request sees), and writes
-``pipejit/bench/results/<date>-<gpu>-quick.{json,md}``. Without CUDA it says so and
-exits non-zero. The exit status is 0 only when the tests pass and every output
+It needs only what the GPU machine has (torch, transformers, triton) and pipejit
+installed with ``pip install --no-deps -e .``. Steps, each a subprocess under its own
+time limit (``--plan`` prints them without a GPU):
+
+1. ``cuda-tests``: the cuda-marked tests;
+2. ``kernels``: every Triton kernel against its torch reference at fp32, fp16 and bf16
+   (the kernel tests, compiled on the GPU);
+3. ``model``: a random bert-base classifier with MiniLM's real tokenizer, saved once;
+4. ``warmup``: load, compile and capture every default bucket, timed (bf16);
+5. ``latency``: one sentence per call, p50 and p99, per dtype with pipejit's CUDA graphs
+   on and off, transformers interleaved in the same loop;
+6. ``quick``: the quick benchmark per dtype, transformers side by side.
+
+A step that fails or runs past its limit is recorded as such (with what it had
+measured so far: steps write their result as they go) and the next step runs. The
+dated results ``pipejit/bench/results/<date>-<gpu>-gpu-check.{json,md}`` are written
+in every case. The exit status is 0 only when every step passed and every output
 matched transformers.
+
+``--device cpu`` rehearses the whole check on the CPU (graphs "on" becomes "auto",
+which a CPU runs without graphs), so CI exercises this script.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import re
 import statistics
@@ -19,217 +33,330 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
 DTYPES = ("float32", "float16", "bfloat16")
-# what the benchmark needs from pipejit.bench.quick.run_quick on a GPU
-QUICK_OPTIONS = ("device", "dtype", "cuda_graphs")
-# torch.compile's own CUDA graphs (cudagraph trees) in place of pipejit's captures
-REDUCE_OVERHEAD = "reduce-overhead"
+LIMIT_SECONDS = 480
 LATENCY_TEXT = "This restaurant is awesome, the service was quick and the food even better."
+# kernel tests that need no GPU to prove anything (built ahead of time, timed by the bench)
+CPU_ONLY_KERNEL_TESTS = "not aot_build and not kernel_timings"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pipejit-bench gpu-check", description=__doc__)
-    parser.add_argument("--model", default="bert-base", help="distilbert or bert-base")
-    parser.add_argument("--items", type=int, default=256)
-    parser.add_argument("--batch-sizes", default="1,8,64")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--latency-calls", type=int, default=200)
-    parser.add_argument("--dtypes", default=",".join(DTYPES))
-    parser.add_argument("--skip-tests", action="store_true")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            "gpu-check needs a CUDA GPU, and torch sees none "
-            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); nothing was run"
-        )
-        return 2
-    started = time.perf_counter()
-    report = {"environment": environment()}
-    if not args.skip_tests:
-        report["tests"] = run_cuda_tests()
-        print(f"cuda tests: {report['tests']['summary']}")
-    dtypes = [d for d in args.dtypes.split(",") if d]
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    with tempfile.TemporaryDirectory() as scratch:
-        from pipejit.bench.models import random_classifier
-        from pipejit.bench.workloads import sentences
+@dataclass
+class Settings:
+    """What the steps run on; serialised to each step's subprocess."""
 
-        model = random_classifier(args.model, Path(scratch) / "model")
-        texts = sentences(args.items)
-        report["warmup"] = warmup(model, dtypes[0])
-        report["latency"] = [
-            latency(model, dtype, graphs, args.latency_calls)
-            for dtype in dtypes
-            for graphs in (False, True)
+    device: str = "cuda"
+    model_size: str = "bert-base"
+    items: int = 256
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
+    repeats: int = 2
+    latency_calls: int = 100
+    dtypes: list[str] = field(default_factory=lambda: list(DTYPES))
+    compile: bool = True
+    tests: str = str(REPO / "tests")
+    scratch: str = ""
+    budget_scale: float = 1.0  # a CPU rehearsal on a busy machine needs more than a GPU
+
+    @property
+    def model_folder(self) -> str:
+        return str(Path(self.scratch) / "model")
+
+    def graph_modes(self) -> list[bool | str]:
+        """Graphs off and on; on a CPU rehearsal "on" is "auto" (no graphs there)."""
+        return [False, True if self.device.startswith("cuda") else "auto"]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    budget_s: int
+    what: str
+    command: Callable[[Settings, Path], list[str]]
+
+
+def _pytest(arguments: Callable[[Settings], list[str]]) -> Callable[[Settings, Path], list[str]]:
+    def command(settings: Settings, result: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *arguments(settings),
         ]
-        if "float16" in dtypes:  # the alternative to explicit capture, measured once
-            report["latency"].append(latency(model, "float16", REDUCE_OVERHEAD, args.latency_calls))
-        report["quick"] = quick(model, texts, batch_sizes, args.repeats, dtypes)
-    report["model"] = args.model
-    report["seconds"] = time.perf_counter() - started
-    json_path, md_path = write_report(report, args.out_dir)
-    print(f"wrote {json_path} and {md_path} in {report['seconds']:.0f} s")
-    return 0 if passed(report) else 1
+
+    return command
 
 
-def environment() -> dict:
-    properties = torch.cuda.get_device_properties(0)
+def _in_child(name: str) -> Callable[[Settings, Path], list[str]]:
+    def command(settings: Settings, result: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pipejit.bench.gpu_check",
+            "--run-step",
+            name,
+            "--settings",
+            json.dumps(asdict(settings)),
+            "--result",
+            str(result),
+        ]
+
+    return command
+
+
+STEPS = (
+    Step("cuda-tests", 70, "the cuda-marked tests", _pytest(lambda s: ["-m", "cuda", s.tests])),
+    Step(
+        "kernels",
+        100,
+        "every Triton kernel against its torch reference, fp32/fp16/bf16",
+        _pytest(lambda s: [str(Path(s.tests) / "kernels"), "-k", CPU_ONLY_KERNEL_TESTS]),
+    ),
+    Step("model", 20, "a random bert-base classifier, saved once", _in_child("model")),
+    Step(
+        "warmup", 45, "load, compile and capture every default bucket (bf16)", _in_child("warmup")
+    ),
+    Step("latency", 105, "batch-1 p50/p99 per dtype, graphs on and off", _in_child("latency")),
+    Step("quick", 130, "quick benchmark per dtype, transformers side by side", _in_child("quick")),
+)
+
+
+def plan(steps=STEPS) -> str:
+    lines = [f"{i}. {s.name:<11} {s.budget_s:>4} s  {s.what}" for i, s in enumerate(steps, 1)]
+    total = sum(s.budget_s for s in steps)
+    lines.append(f"   total       {total:>4} s  ({total / 60:.1f} min; the limit is 8 min)")
+    return "\n".join(lines)
+
+
+def run_step(step: Step, settings: Settings, result: Path) -> dict:
+    """One step in a subprocess under its time limit; never raises."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            step.command(settings, result),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=step.budget_s * settings.budget_scale,
+            check=False,
+        )
+        status = {0: "passed", 5: "no tests"}.get(done.returncode, "failed")
+        output = done.stdout + done.stderr
+    except subprocess.TimeoutExpired as expired:
+        status = "timed out"
+        output = _text(expired.stdout) + _text(expired.stderr)
+    lines = [line for line in output.splitlines() if line.strip()]
+    record = {
+        "status": status,
+        "seconds": round(time.perf_counter() - start, 1),
+        "budget_s": round(step.budget_s * settings.budget_scale),
+        "summary": lines[-1] if lines else "(no output)",
+        "tail": "\n".join(lines[-30:]),
+    }
+    if result.exists():
+        record["result"] = json.loads(result.read_text())
+    return record
+
+
+def _text(data: bytes | str | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+
+
+def run_check(
+    settings: Settings, steps=STEPS, runner: Callable[[Step, Settings, Path], dict] = run_step
+) -> dict:
+    """Every step in order, whatever the earlier ones did; the report of all of them."""
+    started = time.perf_counter()
+    report = {"environment": environment(settings.device), "settings": asdict(settings)}
+    report["steps"] = {}
+    for step in steps:
+        print(f"[gpu-check] {step.name} (limit {step.budget_s} s): {step.what}", flush=True)
+        record = runner(step, settings, Path(settings.scratch) / f"{step.name}.json")
+        report["steps"][step.name] = record
+        print(f"[gpu-check] {step.name}: {record['status']} in {record['seconds']} s", flush=True)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def environment(device: str) -> dict:
+    import torch
     import transformers
 
-    return {
-        "gpu": torch.cuda.get_device_name(0),
-        "gpu_memory_gib": round(properties.total_memory / 2**30, 1),
+    env = {
+        "device": device,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "transformers": transformers.__version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
-
-
-def run_cuda_tests(timeout: int = 300) -> dict:
-    """The cuda-marked tests of this checkout, in a subprocess."""
-    tests = REPO / "tests"
-    if not tests.is_dir():
-        return {"returncode": None, "summary": f"no tests folder at {tests}", "tail": ""}
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider"]
     try:
-        done = subprocess.run(
-            [*command, str(tests)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"returncode": None, "summary": f"timed out after {timeout} s", "tail": ""}
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return {
-        "returncode": done.returncode,
-        "summary": lines[-1] if lines else "(no output)",
-        "tail": "\n".join(lines[-40:]),
-    }
+        import triton
+
+        env["triton"] = triton.__version__
+    except ImportError:
+        env["triton"] = None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        properties = torch.cuda.get_device_properties(0)
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["gpu_memory_gib"] = round(properties.total_memory / 2**30, 1)
+        env["capability"] = list(torch.cuda.get_device_capability(0))
+    else:
+        env["gpu"] = f"{device} rehearsal"
+    return env
 
 
-def warmup(model: str, dtype: str) -> dict:
-    """Seconds to compile and capture every default bucket (the target: under 60 s)."""
-    import pipejit
+# ---- the steps that run in a child process: each calls ``emit`` with its result so far ----
+
+
+def step_model(settings: Settings, emit: Callable[[dict], None]) -> None:
+    from pipejit.bench.models import random_classifier
 
     start = time.perf_counter()
-    pipe = pipejit.pipeline("text-classification", model=model, device="cuda", dtype=dtype)
-    built = time.perf_counter() - start
-    stats = pipe.warmup()
-    result = {
-        "dtype": dtype,
-        "load_seconds": built,
-        "warmup_seconds": time.perf_counter() - start - built,
-        "compiles": stats["compiles"],
-        "compile_seconds": sum(stats["compile_seconds"].values()),
-        "captures": stats["captures"],
-        "capture_seconds": sum(stats["capture_seconds"].values()),
-        "graphs_disabled": stats["graphs_disabled"],
-        "gpu_memory_reserved_gib": torch.cuda.memory_reserved() / 2**30,
-    }
-    print(
-        f"warmup {dtype}: {result['captures']} captures and {result['compiles']} compiles "
-        f"in {result['warmup_seconds']:.1f} s"
+    random_classifier(settings.model_size, Path(settings.model_folder))
+    emit({"model": settings.model_size, "seconds": time.perf_counter() - start})
+
+
+def step_warmup(settings: Settings, emit: Callable[[dict], None]) -> None:
+    """Seconds to load, then compile and capture every default bucket."""
+    import pipejit
+
+    dtype = "bfloat16" if "bfloat16" in settings.dtypes else settings.dtypes[0]
+    start = time.perf_counter()
+    pipe = pipejit.pipeline(
+        "text-classification",
+        model=settings.model_folder,
+        device=settings.device,
+        dtype=dtype,
+        compile=settings.compile,
     )
-    return result
+    loaded = time.perf_counter() - start
+    emit({"dtype": dtype, "load_seconds": loaded})
+    stats = pipe.warmup()
+    emit(
+        {
+            "dtype": dtype,
+            "load_seconds": loaded,
+            "warmup_seconds": time.perf_counter() - start - loaded,
+            "compiles": stats["compiles"],
+            "compile_seconds": sum(stats["compile_seconds"].values()),
+            "captures": stats.get("captures", 0),
+            "capture_seconds": sum(stats.get("capture_seconds", {}).values()),
+            "graphs_disabled": stats.get("graphs_disabled"),
+        }
+    )
 
 
-def latency(model: str, dtype: str, graphs: bool | str, calls: int) -> dict:
-    """Per-call milliseconds of one sentence, for transformers and pipejit, interleaved.
-    ``graphs``: pipejit's CUDA graphs on or off, or ``REDUCE_OVERHEAD`` (theirs instead)."""
+def step_latency(settings: Settings, emit: Callable[[dict], None]) -> None:
+    """Per-call milliseconds of one sentence, both engines interleaved, per dtype and graphs."""
+    rows = []
+    for dtype in settings.dtypes:
+        for graphs in settings.graph_modes():
+            rows.append(latency(settings, dtype, graphs))
+            emit({"rows": rows})
+
+
+def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
+    import torch
     import transformers
 
     import pipejit
-
-    reference = transformers.pipeline(
-        "text-classification", model=model, device="cuda", dtype=dtype
-    )
-    options = {"cuda_graphs": graphs}
-    if graphs == REDUCE_OVERHEAD:
-        options = {"cuda_graphs": False, "compile_mode": REDUCE_OVERHEAD}
-    ours = pipejit.pipeline(
-        "text-classification", model=model, device="cuda", dtype=dtype, **options
-    )
     from pipejit.bench.parity import TOLERANCE, outputs_match
 
+    device, folder = settings.device, settings.model_folder
+    reference = transformers.pipeline(
+        "text-classification", model=folder, device=device, dtype=dtype
+    )
+    ours = pipejit.pipeline(
+        "text-classification",
+        model=folder,
+        device=device,
+        dtype=dtype,
+        compile=settings.compile,
+        cuda_graphs=graphs,
+    )
     for _ in range(3):  # compile and capture outside the timings
         got, expected = ours(LATENCY_TEXT), reference(LATENCY_TEXT)
-    parity = outputs_match(got, expected, *TOLERANCE[dtype])
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     seconds = {"transformers": [], "pipejit": []}
-    for _ in range(calls):
+    for _ in range(settings.latency_calls):
         for name, engine in (("transformers", reference), ("pipejit", ours)):
-            torch.cuda.synchronize()
+            sync()
             start = time.perf_counter()
             engine(LATENCY_TEXT)
+            sync()
             seconds[name].append(time.perf_counter() - start)
     stats = ours.stats()
-    result = {"dtype": dtype, "cuda_graphs": graphs, "parity": parity}
-    result |= {k: stats[k] for k in ("graph_hits", "captures", "compiles", "graphs_disabled")}
+    row = {
+        "dtype": dtype,
+        "cuda_graphs": graphs,
+        "parity": outputs_match(got, expected, *TOLERANCE[dtype]),
+        "graph_hits": stats.get("graph_hits", 0),
+        "compiles": stats["compiles"],
+    }
     for name, values in seconds.items():
         values.sort()
-        result[f"{name}_p50_ms"] = 1e3 * statistics.median(values)
-        result[f"{name}_p90_ms"] = 1e3 * values[int(0.9 * (len(values) - 1))]
-    print(
-        f"latency {dtype} graphs={_graphs_name(graphs)}: "
-        f"pipejit p50 {result['pipejit_p50_ms']:.3f} ms, "
-        f"transformers p50 {result['transformers_p50_ms']:.3f} ms"
-    )
-    return result
+        row[f"{name}_p50_ms"] = 1e3 * statistics.median(values)
+        row[f"{name}_p99_ms"] = 1e3 * values[round(0.99 * (len(values) - 1))]
+    return row
 
 
-def quick(model: str, texts: list[str], batch_sizes: list[int], repeats: int, dtypes) -> list:
-    """The quick benchmark per dtype, graphs off and on; skipped with the reason if
-    ``run_quick`` cannot be told the device, dtype and graphs."""
+def step_quick(settings: Settings, emit: Callable[[dict], None]) -> None:
+    """The quick benchmark per dtype (graphs as pipejit's default picks them)."""
     from pipejit.bench.quick import run_quick
+    from pipejit.bench.workloads import sentences
 
-    missing = [o for o in QUICK_OPTIONS if o not in inspect.signature(run_quick).parameters]
-    if missing:
-        reason = f"pipejit.bench.quick.run_quick takes no {missing} parameter(s)"
-        print(f"quick benchmark skipped: {reason}")
-        return [{"skipped": reason}]
+    texts = sentences(settings.items)
     runs = []
-    for dtype in dtypes:
-        for graphs in (False, True):
-            print(f"quick benchmark {dtype}, cuda_graphs={graphs}")
-            result = run_quick(
-                "text-classification",
-                model,
-                texts,
-                batch_sizes,
-                repeats=repeats,
-                device="cuda",
-                dtype=dtype,
-                cuda_graphs=graphs,
-            )
-            runs.append({"dtype": dtype, "cuda_graphs": graphs, **result})
-    return runs
+    for dtype in settings.dtypes:
+        result = run_quick(
+            "text-classification",
+            settings.model_folder,
+            texts,
+            settings.batch_sizes,
+            repeats=settings.repeats,
+            compile=settings.compile,
+            device=settings.device,
+            dtype=dtype,
+        )
+        runs.append({"dtype": dtype, **result})
+        emit({"runs": runs})
 
 
-def _graphs_name(graphs: bool | str) -> str:
-    return graphs if isinstance(graphs, str) else ("on" if graphs else "off")
+STEP_FUNCTIONS = {
+    "model": step_model,
+    "warmup": step_warmup,
+    "latency": step_latency,
+    "quick": step_quick,
+}
+
+
+def _child(name: str, settings: Settings, result: Path) -> int:
+    def emit(value: dict) -> None:
+        result.write_text(json.dumps(value, default=str))
+
+    STEP_FUNCTIONS[name](settings, emit)
+    return 0
+
+
+# ---- verdict and report ----
 
 
 def passed(report: dict) -> bool:
-    tests = report.get("tests")
-    if tests is not None and tests["returncode"] != 0:
+    steps = report["steps"]
+    if any(record["status"] != "passed" for record in steps.values()):
         return False
-    if any("skipped" in run for run in report["quick"]):
-        return False
-    if not all(row["parity"] for row in report["latency"]):
-        return False
-    return all(
-        engines["pipejit"]["parity"] for run in report["quick"] for engines in run["runs"].values()
+    rows = steps.get("latency", {}).get("result", {}).get("rows", [])
+    runs = steps.get("quick", {}).get("result", {}).get("runs", [])
+    return all(row["parity"] for row in rows) and all(
+        engines["pipejit"]["parity"] for run in runs for engines in run["runs"].values()
     )
 
 
@@ -240,67 +367,134 @@ def gpu_slug(name: str) -> str:
 
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     env = report["environment"]
-    stem = f"{env['date']}-{gpu_slug(env['gpu'])}-quick"
+    stem = f"{env['date']}-{gpu_slug(env['gpu'])}-gpu-check"
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
-    json_path.write_text(json.dumps(report, indent=2, default=str))
+    json_path.write_text(json.dumps(report, indent=1, default=str))
     md_path.write_text(markdown(report))
     return json_path, md_path
 
 
 def markdown(report: dict) -> str:
     env = report["environment"]
+    steps = report["steps"]
     lines = [
-        f"# gpu-check, {env['date']}, {env['gpu']} ({env['gpu_memory_gib']} GiB)",
+        f"# gpu-check, {env['date']}, {env['gpu']}",
         "",
-        f"`python -m pipejit.bench gpu-check`: torch {env['torch']} (CUDA {env['cuda']}), "
-        f"transformers {env['transformers']}; a random {report['model']} classifier; "
-        f"{report['seconds']:.0f} s in all.",
+        f"`pipejit-bench gpu-check`: torch {env['torch']} (CUDA {env['cuda']}), "
+        f"transformers {env['transformers']}, triton {env['triton']}; "
+        f"{report['seconds']:.0f} s in all. Verdict: {'passed' if passed(report) else 'FAILED'}.",
         "",
+        "| step | status | seconds | limit | last line |",
+        "|:--|:--|---:|---:|:--|",
     ]
-    if "tests" in report:
-        lines += [f"cuda-marked tests: {report['tests']['summary']}", ""]
-    if "warmup" in report:
-        w = report["warmup"]
-        lines += [
-            f"`pipe.warmup()` on all default buckets, {w['dtype']}: {w['warmup_seconds']:.1f} s "
-            f"({w['compiles']} compiles, {w['compile_seconds']:.1f} s; {w['captures']} CUDA "
-            f"graph captures, {w['capture_seconds']:.1f} s; "
-            f"{w['gpu_memory_reserved_gib']:.1f} GiB reserved)",
-            "",
-        ]
-    lines += [
-        "## One sentence per call (ms, both engines interleaved)",
-        "",
-        "| dtype | cuda graphs | transformers p50 | pipejit p50 | pipejit p90 | speedup | parity |",
-        "|:--|:--|---:|---:|---:|---:|:--|",
-    ]
-    for row in report["latency"]:
-        speedup = row["transformers_p50_ms"] / row["pipejit_p50_ms"]
+    for name, record in steps.items():
+        summary = record["summary"].replace("|", "/")[:120]
         lines.append(
-            f"| {row['dtype']} | {_graphs_name(row['cuda_graphs'])} "
-            f"| {row['transformers_p50_ms']:.3f} | {row['pipejit_p50_ms']:.3f} "
-            f"| {row['pipejit_p90_ms']:.3f} | {speedup:.1f}x "
-            f"| {'ok' if row['parity'] else 'FAILED'} |"
+            f"| {name} | {record['status']} | {record['seconds']} | {record['budget_s']} "
+            f"| {summary} |"
         )
-    lines += ["", "## Quick benchmark (items/s, median of repeats)", ""]
-    if any("skipped" in run for run in report["quick"]):
-        lines.append(f"skipped: {report['quick'][0]['skipped']}")
-        return "\n".join(lines) + "\n"
-    lines += [
-        "| dtype | cuda graphs | batch | transformers | pipejit | speedup | parity |",
-        "|:--|:--|---:|---:|---:|---:|:--|",
-    ]
-    for run in report["quick"]:
-        for batch, engines in run["runs"].items():
-            theirs = engines["transformers"]["items_per_s"]
-            ours = engines["pipejit"]["items_per_s"]
+    warm = steps.get("warmup", {}).get("result")
+    if warm and "warmup_seconds" in warm:
+        lines += [
+            "",
+            f"Warmup, {warm['dtype']}: load {warm['load_seconds']:.1f} s, then "
+            f"{warm['warmup_seconds']:.1f} s for {warm['compiles']} compiles "
+            f"({warm['compile_seconds']:.1f} s) and {warm['captures']} CUDA graph captures "
+            f"({warm['capture_seconds']:.1f} s).",
+        ]
+    rows = steps.get("latency", {}).get("result", {}).get("rows", [])
+    if rows:
+        lines += [
+            "",
+            "## One sentence per call (ms, both engines interleaved)",
+            "",
+            "| dtype | cuda graphs | transformers p50 | p99 | pipejit p50 | p99 | speedup "
+            "| parity |",
+            "|:--|:--|---:|---:|---:|---:|---:|:--|",
+        ]
+        for r in rows:
             lines.append(
-                f"| {run['dtype']} | {'on' if run['cuda_graphs'] else 'off'} | {batch} "
-                f"| {theirs:.1f} | {ours:.1f} | {ours / theirs:.2f}x "
-                f"| {'ok' if engines['pipejit']['parity'] else 'FAILED'} |"
+                f"| {r['dtype']} | {r['cuda_graphs']} | {r['transformers_p50_ms']:.3f} "
+                f"| {r['transformers_p99_ms']:.3f} | {r['pipejit_p50_ms']:.3f} "
+                f"| {r['pipejit_p99_ms']:.3f} "
+                f"| {r['transformers_p50_ms'] / r['pipejit_p50_ms']:.2f}x "
+                f"| {'ok' if r['parity'] else 'FAILED'} |"
             )
+    runs = steps.get("quick", {}).get("result", {}).get("runs", [])
+    if runs:
+        lines += [
+            "",
+            "## Quick benchmark (items/s, median of repeats)",
+            "",
+            "| dtype | batch | transformers | pipejit | speedup | parity |",
+            "|:--|---:|---:|---:|---:|:--|",
+        ]
+        for run in runs:
+            for batch, engines in run["runs"].items():
+                theirs = engines["transformers"]["items_per_s"]
+                ours = engines["pipejit"]["items_per_s"]
+                parity = "ok" if engines["pipejit"]["parity"] else "FAILED"
+                lines.append(
+                    f"| {run['dtype']} | {batch} | {theirs:.1f} | {ours:.1f} "
+                    f"| {ours / theirs:.2f}x | {parity} |"
+                )
+    failed = [(n, r) for n, r in steps.items() if r["status"] not in ("passed",)]
+    for name, record in failed:
+        lines += ["", f"## {name}: {record['status']}", "", "```", record["tail"], "```"]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pipejit-bench gpu-check", description=__doc__)
+    parser.add_argument("--plan", action="store_true", help="print the steps and their limits")
+    parser.add_argument("--device", default="cuda", help="cuda, or cpu for a rehearsal")
+    parser.add_argument("--model-size", default="bert-base", help="bert-base, distilbert, tiny")
+    parser.add_argument("--items", type=int, default=256)
+    parser.add_argument("--batch-sizes", default="1,8,64")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--latency-calls", type=int, default=100)
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
+    parser.add_argument("--tests", default=str(REPO / "tests"), help="the tests folder")
+    parser.add_argument("--budget-scale", type=float, default=1.0, help="scale every limit")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--run-step", choices=sorted(STEP_FUNCTIONS), help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.plan:
+        print(plan())
+        return 0
+    if args.run_step:
+        return _child(args.run_step, Settings(**json.loads(args.settings)), args.result)
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(
+            "gpu-check needs a CUDA GPU, and torch sees none "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); nothing was run. "
+            "`--plan` shows the steps; `--device cpu` rehearses them."
+        )
+        return 2
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(
+            device=args.device,
+            model_size=args.model_size,
+            items=args.items,
+            batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
+            repeats=args.repeats,
+            latency_calls=args.latency_calls,
+            dtypes=[d for d in args.dtypes.split(",") if d],
+            compile=not args.no_compile,
+            tests=args.tests,
+            scratch=scratch,
+            budget_scale=args.budget_scale,
+        )
+        report = run_check(settings)
+    json_path, md_path = write_report(report, args.out_dir)
+    print(f"wrote {json_path} and {md_path} in {report['seconds']:.0f} s")
+    return 0 if passed(report) else 1
 
 
 if __name__ == "__main__":

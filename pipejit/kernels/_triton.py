@@ -63,7 +63,7 @@ class Kernel:
         def launch(*args: Any, **kwargs: Any) -> None:
             tensor = next(a for a in args if isinstance(a, torch.Tensor))
             if tensor.device.type == "cpu":
-                with _interpreting():
+                with _interpreting(), _numpy_too_new_for_interpreter():
                     self._interpreter()[grid](*args, **kwargs)
             else:
                 if self._compiled is None:
@@ -83,6 +83,22 @@ class Kernel:
 def kernel(fn: Callable[..., None]) -> Kernel:
     """Decorator: a Triton kernel built for the device of each launch."""
     return Kernel(fn)
+
+
+@contextlib.contextmanager
+def _numpy_too_new_for_interpreter() -> Iterator[None]:
+    """Triton 3.6's interpreter turns 1-element arrays into ints, which numpy 2.4 refuses."""
+    try:
+        yield
+    except Exception as error:
+        if "only 0-dimensional arrays can be converted" not in str(error):
+            raise
+        import numpy
+
+        raise RuntimeError(
+            f"Triton {triton.__version__}'s CPU interpreter does not run with numpy "
+            f"{numpy.__version__}: install numpy<2.4 or a newer triton, or use impl='torch'"
+        ) from error
 
 
 @contextlib.contextmanager

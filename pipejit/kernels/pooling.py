@@ -22,7 +22,9 @@ import torch
 from pipejit.kernels._triton import kernel, tl, use_triton
 
 MODES = ("mean", "cls", "max")
-TILE = 8192  # elements of the [tokens, dim] slice a program holds at once
+# elements of the [tokens, dim] slice a program holds at once; from 1024 columns on, 8 warps
+# share it (with 4, Triton 3.6 built the 1024-column kernels at 168 registers and spilled)
+TILE = 8192
 MAX_KERNEL_DIM = 16384
 
 
@@ -103,7 +105,7 @@ def _pool_triton(hidden, mask, mode, normalize):
             NORMALIZE=normalize,
             TOKENS=tokens,
             BLOCK=block,
-            num_warps=8 if block >= 2048 else 4,
+            num_warps=8 if block >= 1024 else 4,
         )
     return out
 

@@ -1,72 +1,103 @@
-"""gpu-check: what runs without a GPU (the refusal, the report files), and the real run on one."""
+"""gpu-check without a GPU: the plan, the refusal, a whole CPU rehearsal, limits and failures."""
 
 import json
+import sys
 
 import pytest
 import torch
 
 from pipejit.bench import gpu_check
 
+DTYPES = ("float32", "bfloat16")  # two of the three keep the rehearsal short
+STAND_IN_TESTS = """
+import pytest
 
-def fake_report(parity=True):
-    engines = {
-        "transformers": {"items_per_s": 100.0, "parity": True},
-        "pipejit": {"items_per_s": 250.0, "parity": parity},
-    }
-    latency = {"transformers_p50_ms": 6.0, "pipejit_p50_ms": 0.3, "pipejit_p90_ms": 0.4}
-    return {
-        "environment": {
-            "gpu": "NVIDIA H100 80GB HBM3",
-            "gpu_memory_gib": 79.2,
-            "torch": "2.13",
-            "cuda": "12.8",
-            "transformers": "5.24",
-            "date": "2026-11-25",
-        },
-        "tests": {"returncode": 0, "summary": "12 passed in 80.0s"},
-        "latency": [{"dtype": "float16", "cuda_graphs": True, "parity": True, **latency}],
-        "quick": [{"dtype": "float16", "cuda_graphs": True, "runs": {8: engines}}],
-        "warmup": {
-            "dtype": "float16",
-            "warmup_seconds": 41.5,
-            "compiles": 2,
-            "compile_seconds": 30.0,
-            "captures": 150,
-            "capture_seconds": 9.0,
-            "gpu_memory_reserved_gib": 3.2,
-        },
-        "model": "bert-base",
-        "seconds": 420.0,
-    }
+def test_kernel_stand_in():
+    assert sum([1, 2]) == 3
+
+@pytest.mark.cuda
+def test_cuda_stand_in():
+    assert True
+"""
+
+
+def test_plan_fits_in_eight_minutes(capsys):
+    assert gpu_check.main(["--plan"]) == 0
+    out = capsys.readouterr().out
+    for step in gpu_check.STEPS:
+        assert f"{step.name:<11} {step.budget_s:>4} s" in out
+    assert sum(step.budget_s for step in gpu_check.STEPS) <= 8 * 60
+    assert {s.name for s in gpu_check.STEPS} >= {"cuda-tests", "kernels", "warmup", "latency"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
-def test_without_cuda_it_says_so_and_fails(capsys, tmp_path):
-    assert gpu_check.main(["--out-dir", str(tmp_path)]) != 0
+def test_without_cuda_it_says_so_and_writes_nothing(capsys, tmp_path):
+    assert gpu_check.main(["--out-dir", str(tmp_path)]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
 
 
-def test_report_files_are_named_by_date_and_gpu(tmp_path):
-    json_path, md_path = gpu_check.write_report(fake_report(), tmp_path)
-    assert json_path.name == "2026-11-25-nvidia-h100-80gb-hbm3-quick.json"
-    assert md_path.name == "2026-11-25-nvidia-h100-80gb-hbm3-quick.md"
-    assert json.loads(json_path.read_text())["model"] == "bert-base"
-    text = md_path.read_text()
-    assert "| float16 | on | 6.000 | 0.300 | 0.400 | 20.0x | ok |" in text
-    assert "| float16 | on | 8 | 100.0 | 250.0 | 2.50x | ok |" in text
-    assert "float16: 41.5 s (2 compiles, 30.0 s; 150 CUDA graph captures, 9.0 s" in text
-
-
-def test_status_needs_passing_tests_and_parity_everywhere():
-    assert gpu_check.passed(fake_report())
-    assert not gpu_check.passed(fake_report(parity=False))
-    failing = fake_report()
-    failing["tests"]["returncode"] = 1
-    assert not gpu_check.passed(failing)
-    skipped = fake_report()
-    skipped["quick"] = [{"skipped": "run_quick takes no ['device'] parameter(s)"}]
-    assert not gpu_check.passed(skipped)
-    assert "skipped: run_quick" in gpu_check.markdown(
-        {**skipped, "environment": skipped["environment"]}
+def test_cpu_rehearsal_runs_every_step_and_writes_dated_results(tmp_path):
+    """The whole check, each step a real subprocess, on the CPU with a tiny model; the
+    test steps run a stand-in test folder (the real suites are CI's own job)."""
+    tests = tmp_path / "tests"
+    (tests / "kernels").mkdir(parents=True)
+    (tests / "kernels" / "test_stand_in.py").write_text(STAND_IN_TESTS)
+    out = tmp_path / "results"
+    status = gpu_check.main(
+        [
+            *("--device", "cpu", "--model-size", "tiny", "--items", "12"),
+            *("--batch-sizes", "1,4", "--repeats", "1", "--latency-calls", "3", "--no-compile"),
+            *("--dtypes", ",".join(DTYPES), "--tests", str(tests), "--out-dir", str(out)),
+            *("--budget-scale", "10"),
+        ]
     )
+    (json_path,) = out.glob("*-cpu-rehearsal-gpu-check.json")
+    report = json.loads(json_path.read_text())
+    steps = report["steps"]
+    assert {name: r["status"] for name, r in steps.items()} == {
+        s.name: "passed" for s in gpu_check.STEPS
+    }, {name: r["tail"] for name, r in steps.items()}
+    assert status == 0
+    rows = steps["latency"]["result"]["rows"]
+    assert [(r["dtype"], r["cuda_graphs"]) for r in rows] == [
+        (d, g) for d in DTYPES for g in (False, "auto")
+    ]
+    assert all(r["parity"] and r["pipejit_p99_ms"] >= r["pipejit_p50_ms"] > 0 for r in rows)
+    assert [run["dtype"] for run in steps["quick"]["result"]["runs"]] == list(DTYPES)
+    assert steps["warmup"]["result"]["warmup_seconds"] >= 0
+    text = json_path.with_suffix(".md").read_text()
+    assert "Verdict: passed" in text and "| bfloat16 | auto |" in text
+
+
+def test_a_failed_or_overlong_step_is_recorded_and_the_next_still_runs(tmp_path):
+    def python(code):
+        return lambda settings, result: [sys.executable, "-c", code]
+
+    steps = (
+        gpu_check.Step("sleeps", 1, "runs past its limit", python("import time; time.sleep(30)")),
+        gpu_check.Step("fails", 30, "exits 3", python("print('bad news'); raise SystemExit(3)")),
+        gpu_check.Step("passes", 30, "exits 0", python("print('fine')")),
+    )
+    settings = gpu_check.Settings(device="cpu", scratch=str(tmp_path))
+    report = gpu_check.run_check(settings, steps)
+    statuses = {name: (r["status"], r["summary"]) for name, r in report["steps"].items()}
+    assert statuses["sleeps"][0] == "timed out" and report["steps"]["sleeps"]["seconds"] < 20
+    assert statuses["fails"] == ("failed", "bad news")
+    assert statuses["passes"] == ("passed", "fine")
+    assert not gpu_check.passed(report)
+    json_path, md_path = gpu_check.write_report(report, tmp_path / "out")
+    assert json_path.name.endswith("-cpu-rehearsal-gpu-check.json")
+    assert "## sleeps: timed out" in md_path.read_text()
+
+
+def test_parity_failure_fails_the_verdict():
+    rows = [{"parity": True}, {"parity": False}]
+    report = {"steps": {"latency": {"status": "passed", "result": {"rows": rows}}}}
+    assert not gpu_check.passed(report)
+    report["steps"]["latency"]["result"]["rows"] = rows[:1]
+    assert gpu_check.passed(report)
+
+
+def test_gpu_names_become_file_names():
+    assert gpu_check.gpu_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
