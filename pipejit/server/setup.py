@@ -39,8 +39,13 @@ def build_service(args: argparse.Namespace) -> Service:
     tokenizer = getattr(pipe.task, "tokenizer", None)
     texts = TextLimits(tokenizer, limit) if hasattr(tokenizer, "backend_tokenizer") else None
     start = time.perf_counter()
-    pipe.warmup()
-    log.info("pipejit serve: warmed up in %.1f s", time.perf_counter() - start)
+    # eager runs compile nothing per shape: one length warms the model and the allocator
+    lengths = None if pipe.runner.compiled else pipe.length_ladder[:1]
+    try:
+        pipe.warmup(lengths)
+        log.info("pipejit serve: warmed up in %.1f s", time.perf_counter() - start)
+    except NotImplementedError as error:  # tasks whose items are not lengths (images)
+        log.warning("pipejit serve: no warmup: %s", error)
     batcher = pipe.serve(max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, on_full="raise")
     return Service(
         task=task,
