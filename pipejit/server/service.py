@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipejit.engine.serve import QueueFullError
 from pipejit.server.errors import ApiError, from_exception
 
 if TYPE_CHECKING:
@@ -73,9 +74,13 @@ class Service:
             gathered.cancel()
             raise ClientGone
         results = gathered.result()
-        for index, result in enumerate(results):
-            if isinstance(result, BaseException):
-                raise from_exception(result, index if len(items) > 1 else None)
+        failed = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
+        if failed:
+            # an input the full queue refused makes the whole request an overload (503)
+            index, error = next(
+                ((i, r) for i, r in failed if isinstance(r, QueueFullError)), failed[0]
+            )
+            raise from_exception(error, index if len(items) > 1 else None)
         return results
 
     def pipeline_stats(self) -> dict[str, Any]:
