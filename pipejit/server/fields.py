@@ -14,6 +14,20 @@ from pipejit.server.errors import ApiError, empty, invalid, too_large
 MISSING = object()
 
 
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"the request body is {declared} bytes, more than the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"the request body is more than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; malformed JSON is a 400, another JSON value a 422."""
     try:

@@ -39,6 +39,7 @@ class Limits:
     max_queue: int
     max_wait_ms: float
     deadline_ms: float
+    payload_limit: int
 
 
 @dataclass

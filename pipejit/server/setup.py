@@ -61,6 +61,7 @@ def build_service(args: argparse.Namespace) -> Service:
             max_queue=args.max_queue,
             max_wait_ms=args.max_wait_ms,
             deadline_ms=args.deadline_ms,
+            payload_limit=args.payload_limit,
         ),
         texts=texts,
         media=MediaDecoder(task, args.allowed_dir),

@@ -45,7 +45,7 @@ def servers(model_folder, tmp_path_factory, media_dir, image_model):
         "classify": ("text-classification", classifier, "--max-input-length", str(MAX_LENGTH)),
         "rerank": ("text-classification", model_folder("text-classification-single")),
         # one queue slot and a 400 ms batching window: a second input overflows the queue,
-        # and a lone input is still queued when its 100 ms deadline passes
+        # and a lone input is still queued when its 100 ms deadline passes; 4 kB bodies
         "tight": (
             "text-classification",
             classifier,
@@ -55,6 +55,8 @@ def servers(model_folder, tmp_path_factory, media_dir, image_model):
             "400",
             "--deadline-ms",
             "100",
+            "--payload-limit",
+            "4096",
         ),
         "image": ("image-classification", image_model, "--allowed-dir", str(media_dir)),
     }

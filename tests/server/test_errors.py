@@ -57,6 +57,11 @@ def test_embed_rejects_bad_requests(servers, body, content, status, words):
     assert_error(answer, status, "validation", *words)
 
 
+def test_a_body_over_the_payload_limit_is_413(servers):
+    answer = post(servers["tight"], "/predict", content=b" " * 5000)
+    assert_error(answer, 413, "validation", "more than the limit of 4096")
+
+
 def test_empty_batch_is_400(servers):
     assert_error(post(servers["embed"], "/embed", {"inputs": []}), 400, "empty", "cannot be empty")
 

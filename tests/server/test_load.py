@@ -90,11 +90,26 @@ def assert_ranked(actual: list[dict], expected: list[dict]) -> None:
     )
 
 
+def scrape(server) -> dict:
+    text = httpx.get(f"{server.url}/metrics").text
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(families: dict, family: str, suffix: str, *labels: str) -> dict:
+    return {
+        tuple(s.labels[k] for k in labels): s.value
+        for s in families[family].samples
+        if s.name.endswith(suffix)
+    }
+
+
 def test_2000_requests_from_64_connections_with_bad_ones_mixed_in(servers, local):
     server = servers["classify"]
     expected = expected_answers(local["classify"])
     requests = make_requests(seed=1)
+    before = scrape(server)
     answers = asyncio.run(fire(server.url, requests, CONNECTIONS))
+    after = scrape(server)
     kinds = {}
     for (kind, _, _, text), answer in zip(requests, answers):
         assert not isinstance(answer, Exception), answer
@@ -106,32 +121,25 @@ def test_2000_requests_from_64_connections_with_bad_ones_mixed_in(servers, local
         else:
             assert body["error_type"] == "validation"
     assert set(kinds) == set(EXPECTED_STATUS)
-    families = {
-        f.name: f for f in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
-    }
-    batches = {s.name: s.value for s in families["pipejit_batch_size"].samples}
-    # concurrent requests shared micro-batches
-    assert batches["pipejit_batch_size_sum"] / batches["pipejit_batch_size_count"] > 1.5
-    latency = families["pipejit_http_request_duration_seconds"].samples
-    counts = {
-        (s.labels["route"], s.labels["status"]): s.value
-        for s in latency
-        if s.name.endswith("_count")
-    }
-    assert counts[("/predict", "200")] >= kinds["good"] * 0.5
-    errors = {
-        (s.labels["route"], s.labels["error_type"]): s.value
-        for s in families["pipejit_http_errors"].samples
-        if s.name.endswith("_total")
-    }
-    assert errors[("/pipeline", "validation")] >= kinds["bad-item"]
-    for name in (
-        "pipejit_queue_depth",
-        "pipejit_compiles",
-        "pipejit_captures",
-        "pipejit_padding_ratio",
-    ):
-        assert name in families, sorted(families)
+
+    def grew(family: str, suffix: str, *labels: str) -> dict:
+        old = samples(before, family, suffix, *labels) if family in before else {}
+        return {k: v - old.get(k, 0) for k, v in samples(after, family, suffix, *labels).items()}
+
+    inputs = grew("pipejit_batch_size", "_sum")[()]
+    batches = grew("pipejit_batch_size", "_count")[()]
+    assert inputs == kinds["good"] + kinds["bad-item"]
+    assert inputs / batches > 1.5, f"{inputs} inputs in {batches} batches: no sharing"
+    latency = grew("pipejit_http_request_duration_seconds", "_count", "route", "status")
+    assert latency[("/predict", "200")] + latency[("/pipeline", "200")] == kinds["good"]
+    assert latency[("/pipeline", "422")] == kinds["bad-item"]
+    assert latency[("/predict", "400")] == kinds["bad-json"]
+    errors = grew("pipejit_http_errors", "_total", "route", "error_type")
+    assert errors[("/pipeline", "validation")] == kinds["bad-item"]
+    assert errors[("/predict", "validation")] == kinds["bad-json"] + kinds["too-many"]
+    for name in ("pipejit_queue_depth", "pipejit_compiles", "pipejit_captures"):
+        assert name in after, sorted(after)
+    assert 0 <= samples(after, "pipejit_padding_ratio", "")[()] < 1
 
 
 def test_sigterm_under_load_answers_every_accepted_request(model_folder, local, tmp_path):
