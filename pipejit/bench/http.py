@@ -203,6 +203,10 @@ def run(
                     want = np.asarray(done["transformers"]["answers"])
                     mismatches += int((np.abs(got - want).max(axis=1) > 1e-4).sum())
             batch_mean = _batch_size_mean(servers["pipejit"].url)
+        except Exception:
+            for engine, server in servers.items():  # say why a server stopped answering
+                print(f"--- {engine} server log ---\n{server.log.read_text()[-3000:]}")
+            raise
         finally:
             for server in servers.values():
                 server.stop()
