@@ -141,11 +141,18 @@ def serve(engine: str, model: str, port: int, compile: bool, max_wait_ms: float)
     options = ["--task", "feature-extraction", "--model", model, "--port", str(port)]
     options += ["--max-wait-ms", str(max_wait_ms)]
     compiled = compile and engine == "pipejit"
-    service = build_service(parse_args(options + ([] if compiled else ["--no-compile"])))
+    service_args = parse_args(options + ([] if compiled else ["--no-compile"]))
+    service = build_service(service_args)
     if engine == "transformers":
         service.batcher.close()
         service.batcher = PerRequestPipeline(model)
-    config = uvicorn.Config(build_app(service), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        build_app(service),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_keep_alive=service_args.keep_alive_s,
+    )
     uvicorn.Server(config).run()
 
 

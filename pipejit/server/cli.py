@@ -55,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="a directory /pipeline may read media files from (repeatable)",
     )
+    parser.add_argument(
+        "--keep-alive-s",
+        type=float,
+        default=60.0,
+        help="idle seconds before a keep-alive connection is closed",
+    )
     parser.add_argument("--no-compile", action="store_true", help="run eager, no torch.compile")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         log_level=args.log_level,
         lifespan="on",
+        timeout_keep_alive=args.keep_alive_s,
     )
     log.info("pipejit serve: %s on http://%s:%d", args.task, args.host, args.port)
     uvicorn.Server(config).run()

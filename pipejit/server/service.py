@@ -72,7 +72,7 @@ class Service:
         if not gathered.done():
             for task in tasks:
                 task.cancel()  # cancels the micro-batcher's future: a queued input never runs
-            gathered.cancel()
+            await gathered  # collects the cancellations (return_exceptions)
             raise ClientGone
         results = gathered.result()
         failed = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
