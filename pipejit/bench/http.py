@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=256, help="requests per cell")
     parser.add_argument("--clients", default="1,8,64", help="concurrent clients, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="as pipejit serve's")
     parser.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
     parser.add_argument("--out", type=Path, help="folder for <date>-cpu-<n>core-http.{json,md}")
     parser.add_argument("--serve", choices=ENGINES, help=argparse.SUPPRESS)

@@ -27,7 +27,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 weights")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window")
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long a lone input waits for others (default 0: batch what queued while "
+        "the previous batch ran)",
+    )
     parser.add_argument("--max-queue", type=int, default=4096, help="inputs queued at most")
     parser.add_argument(
         "--max-batch-tokens", type=int, default=None, help="padded tokens per model batch"

@@ -42,7 +42,15 @@ def servers(model_folder, tmp_path_factory, media_dir, image_model):
     classifier = model_folder("text-classification")
     specs = {
         "embed": ("feature-extraction", minilm(), "--api-key", API_KEY),
-        "classify": ("text-classification", classifier, "--max-input-length", str(MAX_LENGTH)),
+        # a 5 ms batching window, so that the load test's concurrent requests share batches
+        "classify": (
+            "text-classification",
+            classifier,
+            "--max-input-length",
+            str(MAX_LENGTH),
+            "--max-wait-ms",
+            "5",
+        ),
         "rerank": ("text-classification", model_folder("text-classification-single")),
         # one queue slot and a 400 ms batching window: a second input overflows the queue,
         # and a lone input is still queued when its 100 ms deadline passes; 4 kB bodies
