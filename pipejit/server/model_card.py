@@ -7,11 +7,8 @@ inputs to ``sentence_bert_config.json``'s ``max_seq_length``; so does this serve
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 # sentence-transformers' pooling flags -> pipejit's feature-extraction pooling modes
 POOLING_FLAGS = {
