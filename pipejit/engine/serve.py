@@ -154,6 +154,11 @@ class MicroBatcher:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    @property
+    def serving(self) -> bool:
+        """Whether it takes requests: not closed, and its worker thread is running."""
+        return not self._closed and self._stopped is None and self._worker.is_alive()
+
     def stats(self) -> dict[str, Any]:
         """Queue depth, request counts, batch sizes formed, and the wait (submit to
         batch start) and latency (submit to result) percentiles, in milliseconds,

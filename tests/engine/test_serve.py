@@ -376,3 +376,10 @@ def test_invalid_parameters_and_options_raise_at_once(pipe):
         with pytest.raises(TypeError, match="takes no 'batch_size'"):
             server.submit("text", batch_size=4)
         assert server.stats()["submitted"] == 0
+
+
+def test_serving_is_false_once_closed(pipe):
+    server = pipe.serve()
+    assert server.serving
+    server.close()
+    assert not server.serving
