@@ -32,6 +32,7 @@ PIPELINE_COUNTS = (
     "captures",
     "graph_hits",
     "oom_splits",
+    "decode_steps",
     "real_tokens",
     "padded_tokens",
 )
