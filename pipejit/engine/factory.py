@@ -22,6 +22,7 @@ from pipejit.engine.pipeline import Pipeline
 from pipejit.engine.precision import resolve_autocast
 from pipejit.engine.runner import Backend, Runner
 from pipejit.tasks import TASKS, build_task, resolve_task
+from pipejit.tasks.input_limits import LIMIT_OPTIONS, InputLimits
 
 # Loading options that transformers.pipeline takes and pipejit passes through unchanged.
 LOADING_OPTIONS = {
@@ -119,11 +120,15 @@ def pipeline(
     those ``Pipeline.warmup`` captured), ``graph_batch_sizes`` / ``graph_max_tokens``
     (the buckets graphs cover; bigger batches run compiled), ``compile_cache`` (a
     folder of compile artifacts that a later process, or another machine, starts from).
+    Input bounds (see ``pipejit.tasks.input_limits``): ``max_input_length`` (characters
+    in one string), ``max_image_pixels`` (width x height of one image),
+    ``max_audio_seconds`` (one clip); a larger input is refused with a ValueError.
     Everything else is a loading option of transformers or a task parameter.
     """
     if model is None:
         model = _default_model(task)
     loading = {k: task_kwargs.pop(k) for k in LOADING_OPTIONS & set(task_kwargs)}
+    limits = InputLimits(**{k: task_kwargs.pop(k) for k in set(LIMIT_OPTIONS) & set(task_kwargs)})
     task_name = resolve_task(task) if task is not None else infer_task(model, loading)
     torch_device = _resolve_device(device)
     _check_graphs(cuda_graphs, torch_device)
@@ -179,6 +184,7 @@ def pipeline(
         task_defaults=task_kwargs,
         graphs=graphs,
         compile_cache=cache,
+        limits=limits.reading(reference),
     )
 
 

@@ -18,15 +18,23 @@ from pipejit.engine.buckets import make_ladder
 from pipejit.engine.collate import collate, to_host
 from pipejit.engine.compile_cache import CompileCache
 from pipejit.engine.graphs import GraphRunner, capture_plan
+from pipejit.engine.isolation import run_each
 from pipejit.engine.memory import Backoff
 from pipejit.engine.runner import Runner
 from pipejit.engine.scheduler import plan_batches, windows
 from pipejit.tasks.base import Features, Params, Row, Task
+from pipejit.tasks.input_limits import InputLimits
 
 if TYPE_CHECKING:
     from pipejit.engine.serve import MicroBatcher
 
 ENGINE_CALL_OPTIONS = {"batch_size", "progress"}
+# errors="raise": a list call raises at its first bad input; "return": each bad input's
+# error (a ValueError or TypeError naming its index) takes its place among the answers.
+ERROR_MODES = ("raise", "return")
+# Iterables that are never a stream of inputs: streaming them would read bytes as ints,
+# a text as characters, a dict as its keys, a set in no order.
+NOT_STREAMS = (str, bytes, bytearray, memoryview, dict, set, frozenset)
 
 
 class Pipeline:
@@ -49,6 +57,7 @@ class Pipeline:
         task_defaults: dict[str, Any],
         graphs: GraphRunner | None = None,
         compile_cache: CompileCache | None = None,
+        limits: InputLimits | None = None,
     ):
         self.task = task
         self.runner = runner
@@ -66,6 +75,7 @@ class Pipeline:
         self.sort_window = sort_window
         self.progress = progress
         self.task_defaults = task_defaults
+        self.limits = limits or InputLimits()
         # validate the pipeline's own defaults now, not at the first call
         task.parse_params(dict(task_defaults))
 
@@ -81,6 +91,9 @@ class Pipeline:
         inputs = self.task.normalize_call(inputs, args, kwargs)
         batch_size = _check_batch_size(kwargs.pop("batch_size", self.batch_size))
         progress = kwargs.pop("progress", self.progress)
+        errors = kwargs.pop("errors", "raise")
+        if errors not in ERROR_MODES:
+            raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
         params = self.task.parse_params({**self.task_defaults, **kwargs})
         if inputs is None:
             raise ValueError(f"{self.task.name} received None as input")
@@ -88,15 +101,17 @@ class Pipeline:
             (output,) = self._run_window([inputs], params, batch_size, first_index=None)
             return self.task.format_single(output, inputs, kwargs)
         if isinstance(inputs, (list, tuple)):
-            outputs = list(self._stream(inputs, params, batch_size, progress, total=len(inputs)))
-            return self.task.format_list(outputs, list(inputs), kwargs)
-        if not isinstance(inputs, Iterable) and not _indexable(inputs):
-            raise ValueError(
+            stream = self._stream(inputs, params, batch_size, progress, len(inputs), errors)
+            return self.task.format_list(list(stream), list(inputs), kwargs)
+        if isinstance(inputs, NOT_STREAMS) or not (
+            isinstance(inputs, Iterable) or _indexable(inputs)
+        ):
+            raise TypeError(
                 f"{self.task.name} takes one input, a list or an iterable of inputs, "
-                f"got {type(inputs).__name__}"
+                f"and {type(inputs).__name__} is none of these for it"
             )
         total = len(inputs) if hasattr(inputs, "__len__") else None
-        return self._stream(_iterate(inputs), params, batch_size, progress, total=total)
+        return self._stream(_iterate(inputs), params, batch_size, progress, total, errors)
 
     def serve(self, **options: Any) -> MicroBatcher:
         """A ``MicroBatcher`` on this pipeline: concurrent one-input calls, batched.
@@ -178,12 +193,21 @@ class Pipeline:
         }
 
     def _stream(
-        self, items: Iterable[Any], params: Params, batch_size: int | None, progress: bool, total
+        self,
+        items: Iterable[Any],
+        params: Params,
+        batch_size: int | None,
+        progress: bool,
+        total: int | None,
+        errors: str = "raise",
     ) -> Iterator[Any]:
         bar = _progress_bar(progress, total, self.task.name)
         done = 0
         for window in windows(items, self.sort_window):
-            yield from self._run_window(window, params, batch_size, first_index=done)
+            if errors == "return":
+                yield from self._run_each(window, params, first_index=done)
+            else:
+                yield from self._run_window(window, params, batch_size, first_index=done)
             done += len(window)
             if bar is not None:
                 bar.update(len(window))
@@ -206,6 +230,14 @@ class Pipeline:
             for item, positions in zip(items, grouped)
         ]
 
+    def _run_each(self, items: list[Any], params: Params, first_index: int) -> list[Any]:
+        """One window whose bad inputs each get their own error, numbered, in their place."""
+        results = run_each(self, items, params)
+        return [
+            _numbered(result, first_index + index) if isinstance(result, Exception) else result
+            for index, result in enumerate(results)
+        ]
+
     def _preprocess(
         self, items: list[Any], params: Params, first_index: int | None
     ) -> tuple[list[Features], list[int]]:
@@ -213,6 +245,7 @@ class Pipeline:
         owners: list[int] = []
         for index, item in enumerate(items):
             try:
+                self.limits.check(item)
                 chunks = self.task.preprocess(item, params)
                 for chunk in chunks:
                     self._check_length(chunk)
@@ -324,6 +357,15 @@ def _check_batch_size(batch_size: Any) -> int | None:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, 'auto' or None, got {batch_size!r}")
     return batch_size
+
+
+def _numbered(error: Exception, index: int) -> Exception:
+    """A ValueError or TypeError whose message starts with its input's index."""
+    if not isinstance(error, (ValueError, TypeError)):
+        return error
+    numbered = type(error)(f"input {index}: {error}")
+    numbered.__cause__ = error
+    return numbered
 
 
 def _indexable(inputs: Any) -> bool:
