@@ -166,6 +166,8 @@ def _image_file_size(text: str) -> tuple[int, int] | None:
     try:
         with Image.open(source) as image:
             return image.size
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"the image file is too large to decode: {error}") from None
     except Exception:  # noqa: BLE001 - not an image: the loader raises its own clear error
         return None
 

@@ -1,0 +1,26 @@
+"""Audio tasks (CTC and Whisper speech recognition), fuzzed against the contract (contract.py)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.fuzz.contract import check
+from tests.fuzz.strategies import calls
+
+TASKS = [
+    "audio-classification",
+    "automatic-speech-recognition",
+    "whisper",
+    "zero-shot-audio-classification",
+]
+
+
+@pytest.mark.parametrize("key", TASKS)
+@given(data=st.data())
+def test_hostile_calls_answer_like_transformers_or_fail_clearly(
+    fuzz_pair, hostile_files, key, data
+):
+    pair = fuzz_pair(key)
+    check(pair, data.draw(calls(pair.spec, hostile_files, pair.goods), label="call"))
