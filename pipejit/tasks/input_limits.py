@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-DEFAULT_MAX_INPUT_LENGTH = 1_000_000
+DEFAULT_MAX_INPUT_LENGTH = 100_000
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_MAX_AUDIO_SECONDS = 1800.0
 LIMIT_OPTIONS = ("max_input_length", "max_image_pixels", "max_audio_seconds")

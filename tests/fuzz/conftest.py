@@ -29,6 +29,16 @@ settings.register_profile(
 )
 
 
+def examples(spec) -> int:
+    """This task's example budget: its share of CI's, or all of --fuzz-long's."""
+    budget = settings.default.max_examples
+    return (
+        budget
+        if settings.get_current_profile_name() == "fuzz-long"
+        else max(2, round(budget * spec.budget))
+    )
+
+
 def pytest_configure(config):
     examples = config.getoption("--fuzz-long", None)
     if examples:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, settings
 
+from tests.fuzz.conftest import examples
 from tests.fuzz.contract import check
 from tests.fuzz.strategies import calls
 
