@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 DEFAULT_MAX_INPUT_LENGTH = 100_000
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_MAX_IMAGE_PIXELS = 25_000_000
 DEFAULT_MAX_AUDIO_SECONDS = 1800.0
 LIMIT_OPTIONS = ("max_input_length", "max_image_pixels", "max_audio_seconds")
 # Deeper nesting than any task's input format (a chat's content parts) is refused.
@@ -140,7 +140,7 @@ class InputLimits:
     def _check_seconds(self, seconds: float | None, source: str) -> None:
         if seconds is not None and seconds > self.max_audio_seconds:
             raise ValueError(
-                f"{source} lasts {seconds:,.1f} s, more than max_audio_seconds="
+                f"{source}: {seconds:,.1f} s long, more than max_audio_seconds="
                 f"{self.max_audio_seconds:,g}; cut it, or raise max_audio_seconds in pipeline()"
             )
 

@@ -82,7 +82,7 @@ def fuzz_pair(tmp_path_factory):
 
                 _give_reference_an_nms(reference)
             goods = spec.good(folder)
-            built[key] = Pair(spec, reference, ours, goods, ours(goods[0], **spec.kwargs))
+            built[key] = Pair(spec, model, reference, ours, goods, ours(goods[0], **spec.kwargs))
         return built[key]
 
     return get

@@ -44,6 +44,7 @@ class Pair:
     """A task's two pipelines, its good inputs, and pipejit's answer to the first of them."""
 
     spec: Spec
+    folder: str
     reference: Any
     ours: Any
     goods: list[Any]

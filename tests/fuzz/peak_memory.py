@@ -1,10 +1,11 @@
-"""Run one pipeline call in this process and report its peak memory; run as a script.
+"""Measure the peak memory of pipeline calls on huge inputs, in a fresh process.
 
-``python -m tests.fuzz.peak_memory TASK FOLDER CASE`` loads ``TASK`` on the model in
-``FOLDER``, makes the hostile input ``CASE`` (see ``CASES``), resets the kernel's
-peak-RSS mark (``/proc/self/clear_refs``), calls the pipeline, and prints one JSON
-line: the outcome, the input's own size, and the peak RSS above the RSS just before
-the call (the memory the call itself took).
+``python -m tests.fuzz.peak_memory '[[TASK, FOLDER, CASE, EXTRA], ...]'`` loads each
+``TASK`` on the model in ``FOLDER``, makes the input ``CASE`` (see ``CASES``; ``EXTRA``
+is a file path some cases read), resets the kernel's peak-RSS mark
+(``/proc/self/clear_refs``), calls the pipeline, and prints one JSON line per case:
+the outcome, the input's own size, and the peak RSS above the RSS just before the
+call, i.e. the memory the call itself took.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ def _huge_lazy_image(path: str):
 # case -> (make the input from the extra argument, call keywords)
 CASES = {
     "text_10m": (lambda _: "word " * 2_000_000, {"truncation": True}),
-    "text_1m": (lambda _: "word " * 200_000, {"truncation": True}),
+    "text_100k": (lambda _: "word " * 20_000, {"truncation": True}),
     "image_file_20000": (lambda path: path, {}),
     "image_lazy_20000": (_huge_lazy_image, {}),
+    "image_file_40m": (lambda path: path, {}),
     "audio_hour_array": (lambda _: np.zeros(HOUR * RATE, np.float32) + 0.1, {}),
     "audio_hour_wav": (lambda _: _hour_wav(), {}),
     "audio_10min_array": (lambda _: np.full(600 * RATE, 0.1, np.float32), {}),
@@ -87,4 +89,5 @@ def measure(task: str, folder: str, case: str, extra: str | None = None) -> dict
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(*sys.argv[1:])))
+    for args in json.loads(sys.argv[1]):
+        print(json.dumps(measure(*args)), flush=True)
