@@ -159,7 +159,10 @@ def _prompts(_: Path) -> list[Any]:
 
 
 def _image_text_call(reference, item: Any, **kwargs: Any) -> Any:
-    return reference(images=item["images"], text=item["text"], **kwargs)
+    """transformers misreads a list of {"images", "text"} dicts as a chat: one at a time."""
+    if isinstance(item, dict) and set(item) == {"images", "text"}:
+        return reference(images=item["images"], text=item["text"], **kwargs)
+    return reference(item, **kwargs)
 
 
 TOP_K_BAD = [{"top_k": 0}, {"top_k": -2}, {"top_k": "3"}, {"top_k": 1.5}]
