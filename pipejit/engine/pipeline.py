@@ -106,9 +106,9 @@ class Pipeline:
         if isinstance(inputs, NOT_STREAMS) or not (
             isinstance(inputs, Iterable) or _indexable(inputs)
         ):
-            raise TypeError(
+            raise ValueError(
                 f"{self.task.name} takes one input, a list or an iterable of inputs, "
-                f"and {type(inputs).__name__} is none of these for it"
+                f"got {type(inputs).__name__}"
             )
         total = len(inputs) if hasattr(inputs, "__len__") else None
         return self._stream(_iterate(inputs), params, batch_size, progress, total, errors)
