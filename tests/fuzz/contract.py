@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +52,27 @@ class Pair:
     baseline: Any
 
 
+def reference_input(spec: Spec, item: Any) -> Any:
+    """What transformers is given for ``item``: audio files and bytes decoded to samples
+    (transformers runs an ffmpeg binary for them, which test machines may lack)."""
+    if spec.modality != "audio" or not isinstance(item, (bytes, str)):
+        return item
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(io.BytesIO(item) if isinstance(item, bytes) else item)
+    except Exception:  # noqa: BLE001 - unreadable: transformers gets it as it is
+        return item
+    samples = samples.mean(axis=1) if samples.ndim == 2 else samples
+    return {"raw": samples.astype(np.float32), "sampling_rate": rate}
+
+
 def reference_answer(pair: Pair, inputs: Any, params: dict[str, Any]) -> Any:
     kwargs = {**pair.spec.kwargs, **params}
+    if isinstance(inputs, list):
+        inputs = [reference_input(pair.spec, item) for item in inputs]
+    else:
+        inputs = reference_input(pair.spec, inputs)
     call = pair.spec.reference_call
     if call is None:
         return pair.reference(inputs, **kwargs)
