@@ -26,7 +26,7 @@ def pytest_addoption(parser):
         "--fuzz-long",
         metavar="N",
         default=None,
-        help="run N random hypothesis examples per fuzzed task (tests/fuzz) instead of CI's fixed few",
+        help="run N random hypothesis examples per task in tests/fuzz (CI: a fixed few)",
     )
 
 
