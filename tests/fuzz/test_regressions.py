@@ -173,3 +173,22 @@ def test_video_frame_parameters_of_zero_are_errors_not_defaults(fuzz_pair, param
     pair = fuzz_pair("video-classification")
     with pytest.raises(ValueError, match=f"{param} must be a positive int, got 0"):
         pair.ours(pair.goods[0], **{param: 0})
+
+
+def test_a_list_of_prompt_dicts_is_a_batch_not_a_chat(fuzz_pair):
+    """[{"images", "text"}, ...] was misread as one chat: the error ("each dict must have a
+    'role'") named no input, and a list of good prompts could not be run at all."""
+    pair = fuzz_pair("image-text-to-text")
+    kwargs = pair.spec.kwargs
+    expected = [pair.spec.reference_call(pair.reference, item, **kwargs) for item in pair.goods]
+    assert_same(pair.ours(pair.goods, **kwargs), expected)
+    with pytest.raises(ValueError, match="^input 1: "):
+        pair.ours([pair.goods[0], None], **kwargs)
+
+
+def test_a_bad_document_image_is_an_error_even_beside_word_boxes(fuzz_pair):
+    """With word_boxes the image was never read, so {"image": "0", ...} was answered where
+    transformers (which loads it) refuses it."""
+    pair = fuzz_pair("document-question-answering")
+    with pytest.raises(ValueError, match="'0' is neither an existing image file"):
+        pair.ours({**pair.goods[0], "image": "0"})
