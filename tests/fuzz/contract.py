@@ -92,10 +92,21 @@ def check(pair: Pair, call: Call) -> None:
         assert_clear(error, call)
     else:
         if not (isinstance(call.inputs, list) and not call.inputs):  # [] answers [] at once
-            assert_same(normalize(got), normalize(reference_answer(pair, call.inputs, call.params)))
+            assert_same(normalize(got), normalize(expected_answer(pair, call)))
     if isinstance(call.inputs, list) and call.inputs and not call.bad_params:
         check_errors_returned(pair, call)
     assert_identical(pair.ours(pair.goods[0], **pair.spec.kwargs), pair.baseline)
+
+
+def expected_answer(pair: Pair, call: Call) -> Any:
+    """transformers' answer at batch 1; for a list that transformers cannot take whole
+    (zero-shot-object-detection reads a list's paths as dicts), each item's own answer."""
+    try:
+        return reference_answer(pair, call.inputs, call.params)
+    except (ValueError, TypeError):
+        if not isinstance(call.inputs, list):
+            raise
+        return [reference_answer(pair, item, call.params) for item in call.inputs]
 
 
 def assert_clear(error: Exception, call: Call) -> None:

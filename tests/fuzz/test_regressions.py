@@ -192,3 +192,11 @@ def test_a_bad_document_image_is_an_error_even_beside_word_boxes(fuzz_pair):
     pair = fuzz_pair("document-question-answering")
     with pytest.raises(ValueError, match="'0' is neither an existing image file"):
         pair.ours({**pair.goods[0], "image": "0"})
+
+
+def test_a_list_of_image_paths_with_shared_labels_answers_each_path(fuzz_pair, hostile_files):
+    """transformers crashes on [path] with candidate_labels ("string indices must be
+    integers"); pipejit answers each path as transformers answers it alone."""
+    pair = fuzz_pair("zero-shot-object-detection")
+    path, kwargs = hostile_files["good_png"], pair.spec.kwargs
+    assert_same(pair.ours([path, path], **kwargs), [pair.reference(path, **kwargs)] * 2)
