@@ -15,6 +15,7 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
 from pipejit.engine.config import EngineConfig
+from pipejit.engine.input_limits import LIMIT_OPTIONS, InputLimits
 from pipejit.engine.pipeline import Pipeline
 from pipejit.engine.shapes import DEFAULT_GRAPH_BATCHES, DEFAULT_GRAPH_MAX_TOKENS
 from pipejit.registry import TASKS, build_task, resolve_task
@@ -108,11 +109,15 @@ def pipeline(
     those ``Pipeline.warmup`` captured), ``graph_batch_sizes`` / ``graph_max_tokens``
     (the buckets graphs cover; bigger batches run compiled), ``compile_cache`` (a
     folder of compile artifacts that a later process, or another machine, starts from).
+    Input bounds (see ``pipejit.engine.input_limits``): ``max_input_length`` (characters
+    in one string), ``max_image_pixels`` (width x height of one image),
+    ``max_audio_seconds`` (one clip); a larger input is refused with a ValueError.
     Everything else is a loading option of transformers or a task parameter.
     """
     if model is None:
         model = _default_model(task)
     loading = {k: task_kwargs.pop(k) for k in LOADING_OPTIONS & set(task_kwargs)}
+    limits = InputLimits(**{k: task_kwargs.pop(k) for k in set(LIMIT_OPTIONS) & set(task_kwargs)})
     task_name = resolve_task(task) if task is not None else infer_task(model, loading)
     config = EngineConfig.build(
         _resolve_device(device),
@@ -134,6 +139,7 @@ def pipeline(
         sort_window=sort_window,
         progress=progress,
         compile_cache=compile_cache,
+        limits=limits,
     )
     reference = transformers.pipeline(
         task_name,

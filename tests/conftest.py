@@ -21,6 +21,15 @@ def model_folder(tmp_path_factory):
     return get
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-long",
+        metavar="N",
+        default=None,
+        help="run N random hypothesis examples per task in tests/fuzz (CI: a fixed few)",
+    )
+
+
 @pytest.fixture(autouse=True)
 def reset_compile_caches():
     """No test's compiled graphs decide another test's result."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from pipejit.engine.input_limits import InputLimits
 from pipejit.engine.shapes import (
     DEFAULT_GRAPH_BATCHES,
     DEFAULT_GRAPH_MAX_TOKENS,
@@ -61,6 +62,7 @@ class EngineConfig:
     sort_window: int
     progress: bool
     compile_cache: str | os.PathLike | None
+    limits: InputLimits
 
     @classmethod
     def build(
@@ -85,6 +87,7 @@ class EngineConfig:
         sort_window: int = 512,
         progress: bool = False,
         compile_cache: str | os.PathLike | None = None,
+        limits: InputLimits | None = None,
     ) -> EngineConfig:
         if not isinstance(compile, bool):
             raise ValueError(f"compile must be True or False, got {compile!r}")
@@ -149,6 +152,7 @@ class EngineConfig:
             sort_window=_positive_int("sort_window", sort_window),
             progress=bool(progress),
             compile_cache=compile_cache if compile else None,
+            limits=limits or InputLimits(),
         )
 
     @property

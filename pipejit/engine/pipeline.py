@@ -19,6 +19,7 @@ from pipejit.engine.collate import collate, to_host
 from pipejit.engine.compile_cache import CompileCache
 from pipejit.engine.config import EngineConfig, check_batch_size
 from pipejit.engine.graphs import GraphRunner
+from pipejit.engine.isolation import run_each
 from pipejit.engine.memory import Backoff
 from pipejit.engine.modules import ModuleSet
 from pipejit.engine.runner import precision
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
     from pipejit.engine.serve import MicroBatcher
 
 ENGINE_CALL_OPTIONS = {"batch_size", "progress"}
+# errors="raise": a list call raises at its first bad input; "return": each bad input's
+# error (a ValueError or TypeError naming its index) takes its place among the answers.
+ERROR_MODES = ("raise", "return")
+# Iterables that are never a stream of inputs: streaming them would read bytes as ints,
+# a text as characters, a dict as its keys, a set in no order.
+NOT_STREAMS = (str, bytes, bytearray, memoryview, dict, set, frozenset)
 
 
 class Pipeline:
@@ -52,6 +59,8 @@ class Pipeline:
         self.max_batch_size = config.max_batch_size
         self.progress = config.progress
         self.task_defaults = task_defaults
+        # audio at the model's rate, strings as image files where the model reads images
+        self.limits = config.limits.reading(task.reference)
         self.graphs = self._graph_runner()
         # validate the pipeline's own defaults now, not at the first call
         task.parse_params(dict(task_defaults))
@@ -92,6 +101,9 @@ class Pipeline:
         inputs = self.task.normalize_call(inputs, args, kwargs)
         batch_size = check_batch_size(kwargs.pop("batch_size", self.batch_size))
         progress = kwargs.pop("progress", self.progress)
+        errors = kwargs.pop("errors", "raise")
+        if errors not in ERROR_MODES:
+            raise ValueError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
         params = self.task.parse_params({**self.task_defaults, **kwargs})
         if inputs is None:
             raise ValueError(f"{self.task.name} received None as input")
@@ -99,15 +111,17 @@ class Pipeline:
             (output,) = self._run_window([inputs], params, batch_size, first_index=None)
             return self.task.format_single(output, inputs, kwargs)
         if isinstance(inputs, (list, tuple)):
-            outputs = list(self._stream(inputs, params, batch_size, progress, total=len(inputs)))
-            return self.task.format_list(outputs, list(inputs), kwargs)
-        if not isinstance(inputs, Iterable) and not _indexable(inputs):
+            stream = self._stream(inputs, params, batch_size, progress, len(inputs), errors)
+            return self.task.format_list(list(stream), list(inputs), kwargs)
+        if isinstance(inputs, NOT_STREAMS) or not (
+            isinstance(inputs, Iterable) or _indexable(inputs)
+        ):
             raise ValueError(
                 f"{self.task.name} takes one input, a list or an iterable of inputs, "
                 f"got {type(inputs).__name__}"
             )
         total = len(inputs) if hasattr(inputs, "__len__") else None
-        return self._stream(_iterate(inputs), params, batch_size, progress, total=total)
+        return self._stream(_iterate(inputs), params, batch_size, progress, total, errors)
 
     def serve(self, **options: Any) -> MicroBatcher:
         """A ``MicroBatcher`` on this pipeline: concurrent one-input calls, batched.
@@ -206,12 +220,21 @@ class Pipeline:
         }
 
     def _stream(
-        self, items: Iterable[Any], params: Params, batch_size: int | None, progress: bool, total
+        self,
+        items: Iterable[Any],
+        params: Params,
+        batch_size: int | None,
+        progress: bool,
+        total: int | None,
+        errors: str = "raise",
     ) -> Iterator[Any]:
         bar = _progress_bar(progress, total, self.task.name)
         done = 0
         for window in windows(items, self.config.sort_window):
-            yield from self._run_window(window, params, batch_size, first_index=done)
+            if errors == "return":
+                yield from self._run_each(window, params, first_index=done)
+            else:
+                yield from self._run_window(window, params, batch_size, first_index=done)
             done += len(window)
             if bar is not None:
                 bar.update(len(window))
@@ -234,6 +257,14 @@ class Pipeline:
             for item, positions in zip(items, grouped)
         ]
 
+    def _run_each(self, items: list[Any], params: Params, first_index: int) -> list[Any]:
+        """One window whose bad inputs each get their own error, numbered, in their place."""
+        results = run_each(self, items, params)
+        return [
+            _numbered(result, first_index + index) if isinstance(result, Exception) else result
+            for index, result in enumerate(results)
+        ]
+
     def _preprocess(
         self, items: list[Any], params: Params, first_index: int | None
     ) -> tuple[list[Features], list[int]]:
@@ -241,6 +272,7 @@ class Pipeline:
         owners: list[int] = []
         for index, item in enumerate(items):
             try:
+                self.limits.check(item)
                 chunks = self.task.preprocess(item, params)
                 for chunk in chunks:
                     self._check_length(chunk)
@@ -361,6 +393,15 @@ class Pipeline:
             self.memory.run(batch.positions, length, run)
         self._save_compile_cache()
         return rows  # type: ignore[return-value]
+
+
+def _numbered(error: Exception, index: int) -> Exception:
+    """A ValueError or TypeError whose message starts with its input's index."""
+    if not isinstance(error, (ValueError, TypeError)):
+        return error
+    numbered = type(error)(f"input {index}: {error}")
+    numbered.__cause__ = error
+    return numbered
 
 
 def _indexable(inputs: Any) -> bool:

@@ -130,6 +130,9 @@ class DocumentQuestionAnswering(ForwardTask):
 
     def _words_and_boxes(self, item: dict, params: Params) -> tuple[list[str], list]:
         if item.get("word_boxes") is not None:
+            if item.get("image") is not None:
+                # unread beside word_boxes, but a bad one is an error, as in transformers
+                load_image(item["image"], timeout=params.preprocess["timeout"])
             pairs = item["word_boxes"]
             if not isinstance(pairs, (list, tuple)) or not all(
                 isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)

@@ -19,6 +19,13 @@ DEFAULT_URL_TIMEOUT = 10.0
 
 def load_image(item: Any, timeout: float | None = None) -> Image.Image:
     """One image input to an RGB PIL image; a bad input is a ValueError or TypeError."""
+    try:
+        return _load(item, timeout)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"the image is too large to decode: {error}") from None
+
+
+def _load(item: Any, timeout: float | None) -> Image.Image:
     if isinstance(item, Image.Image):
         return reference_load_image(item)
     if not isinstance(item, str):

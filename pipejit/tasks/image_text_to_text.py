@@ -265,11 +265,12 @@ class ImageTextToText(TextGeneration):
 
 
 def _is_chat(value: Any) -> bool:
-    return (
-        isinstance(value, (list, tuple))
-        and bool(value)
-        and isinstance(value[0], (list, tuple, dict))
-    )
+    """A chat (messages: dicts with a role) or a list of chats; a list of
+    {"images", "text"} prompt dicts is not one."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+    first = value[0]
+    return isinstance(first, (list, tuple)) or (isinstance(first, dict) and "role" in first)
 
 
 def _chats(value: list) -> Chat | list[Chat]:

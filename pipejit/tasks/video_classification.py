@@ -59,8 +59,10 @@ class VideoClassification(ForwardTask):
         reject_unknown(
             self.name, kwargs, {"top_k", "num_frames", "frame_sampling_rate", "function_to_apply"}
         )
-        num_frames = kwargs.get("num_frames") or self.config.num_frames
-        rate = kwargs.get("frame_sampling_rate") or 1
+        num_frames = kwargs.get("num_frames")
+        num_frames = self.config.num_frames if num_frames is None else num_frames
+        rate = kwargs.get("frame_sampling_rate")
+        rate = 1 if rate is None else rate
         for name, value in (("num_frames", num_frames), ("frame_sampling_rate", rate)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")

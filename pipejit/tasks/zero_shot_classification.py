@@ -52,7 +52,13 @@ class ZeroShotClassification(ForwardTask):
         if isinstance(labels, str):
             labels = [label.strip() for label in labels.split(",") if label.strip()]
         template = kwargs.get("hypothesis_template", DEFAULT_TEMPLATE)
+        if not isinstance(template, str):
+            raise TypeError(f"hypothesis_template must be a string, got {template!r:.80}")
         if labels is not None:
+            if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+                raise TypeError(
+                    f"candidate_labels must be a string or a list of strings, got {labels!r:.80}"
+                )
             if not labels:
                 raise ValueError("zero-shot-classification needs at least one candidate label")
             if template.format(labels[0]) == template:
