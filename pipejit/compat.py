@@ -38,8 +38,19 @@ def sanitize_parameters(reference: ReferencePipeline, **kwargs: Any) -> tuple[di
 
 
 def prepare_generate_kwargs(reference: ReferencePipeline, kwargs: dict[str, Any]) -> dict:
-    """The reference pipeline's generation keywords, with its defaults folded in."""
-    return _internal(reference, "_prepare_generate_kwargs")(kwargs)
+    """The reference pipeline's generation keywords, with its defaults folded in.
+
+    transformers 5.17 has no ``_prepare_generate_kwargs``: its pipelines hand
+    ``generate`` their own ``generation_config`` (the model's, with the pipeline's
+    defaults merged in at construction) unless the call brings one, which is what
+    this falls back to there."""
+    prepare = getattr(reference, "_prepare_generate_kwargs", None)
+    if prepare is not None:
+        return prepare(kwargs)
+    config = getattr(reference, "generation_config", None)
+    if config is None or "generation_config" in kwargs:
+        return dict(kwargs)
+    return {"generation_config": config, **kwargs}
 
 
 def prepare_generation_config(

@@ -52,7 +52,6 @@ class Bare:
     "call, name",
     [
         (lambda: compat.sanitize_parameters(Bare()), "Bare._sanitize_parameters"),
-        (lambda: compat.prepare_generate_kwargs(Bare(), {}), "Bare._prepare_generate_kwargs"),
         (
             lambda: compat.prepare_generation_config(Bare(), None),
             "Bare._prepare_generation_config",
@@ -64,3 +63,14 @@ class Bare:
 def test_a_missing_internal_is_named(call, name):
     with pytest.raises(RuntimeError, match=rf"has no {name}.*install transformers>=5\.17,<6"):
         call()
+
+
+def test_generate_kwargs_without_the_internal_use_the_pipelines_config(generator):
+    """transformers 5.17's pipelines keep their generation defaults in generation_config."""
+
+    class Older:
+        generation_config = generator.generation_config
+
+    prepared = compat.prepare_generate_kwargs(Older(), {"max_new_tokens": 4})
+    assert prepared == {"generation_config": Older.generation_config, "max_new_tokens": 4}
+    assert compat.prepare_generate_kwargs(Bare(), {"top_k": 3}) == {"top_k": 3}
