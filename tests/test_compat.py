@@ -65,11 +65,11 @@ def test_a_missing_internal_is_named(call, name):
         call()
 
 
-def test_generate_kwargs_without_the_internal_use_the_pipelines_config(generator):
+def test_generate_kwargs_without_the_internal_use_the_pipelines_config():
     """transformers 5.17's pipelines keep their generation defaults in generation_config."""
 
     class Older:
-        generation_config = generator.generation_config
+        generation_config = GenerationConfig(max_new_tokens=7)
 
     prepared = compat.prepare_generate_kwargs(Older(), {"max_new_tokens": 4})
     assert prepared == {"generation_config": Older.generation_config, "max_new_tokens": 4}
