@@ -5,6 +5,7 @@ torchvision is absent, the reference is given a plain all-pairs NMS instead, so
 that every other step of the oracle runs as shipped.
 """
 
+import importlib.machinery
 import sys
 import types
 
@@ -67,6 +68,8 @@ def _give_reference_an_nms(ref):
         ("torchvision.ops", ops),
         ("torchvision.ops.boxes", boxes),
     ):
+        # a spec, so that importlib.util.find_spec (datasets asks it) answers instead of raising
+        module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None)
         sys.modules.setdefault(name, module)
     ref.image_processor.post_process_for_mask_generation = (
         sam_post._post_process_for_mask_generation
