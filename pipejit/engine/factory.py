@@ -12,6 +12,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_
 
 from pipejit.engine.buckets import DEFAULT_BATCH_LADDER, DEFAULT_LENGTH_LADDER
 from pipejit.engine.compile_cache import CompileCache
+from pipejit.engine.cpu_path import applies_to, optimize_for_cpu
 from pipejit.engine.graphs import (
     DEFAULT_GRAPH_BATCHES,
     DEFAULT_GRAPH_MAX_TOKENS,
@@ -102,6 +103,7 @@ def pipeline(
     graph_batch_sizes: tuple[int, ...] = DEFAULT_GRAPH_BATCHES,
     graph_max_tokens: int = DEFAULT_GRAPH_MAX_TOKENS,
     compile_cache: str | os.PathLike | None = None,
+    cpu_path: bool = True,
     **task_kwargs: Any,
 ) -> Pipeline:
     """A pipeline with ``transformers.pipeline``'s meaning, run by pipejit's engine.
@@ -118,7 +120,9 @@ def pipeline(
     ``graph_capture`` (``"lazy"``: capture the buckets traffic uses; ``"warmup"``: only
     those ``Pipeline.warmup`` captured), ``graph_batch_sizes`` / ``graph_max_tokens``
     (the buckets graphs cover; bigger batches run compiled), ``compile_cache`` (a
-    folder of compile artifacts that a later process, or another machine, starts from).
+    folder of compile artifacts that a later process, or another machine, starts from),
+    ``cpu_path`` (on a CPU, time the model's GEMM library and attention kernel and keep
+    the fastest: ``pipejit.engine.cpu_path``; fp32 either way).
     Everything else is a loading option of transformers or a task parameter.
     """
     if model is None:
@@ -134,6 +138,8 @@ def pipeline(
         task_name, model=model, tokenizer=tokenizer, device=torch_device, dtype=dtype, **loading
     )
     reference.model.eval()
+    on_cpu_path = cpu_path and torch_device.type == "cpu" and applies_to(reference.model)
+    chosen = optimize_for_cpu(reference.model)[1] if on_cpu_path else None
     task_obj = build_task(task_name, reference)
     runner = Runner(
         task_obj.forward_module,
@@ -146,6 +152,8 @@ def pipeline(
         model_kwargs=task_obj.model_kwargs(),
         dynamic_dims=(0, 1) if task_obj.pads else (0,),
     )
+    if chosen is not None:
+        runner.stats.cpu_path, runner.forward = chosen, chosen.threads.wrap(runner.forward)
     graphs = None
     wants_graphs = cuda_graphs is True or (
         cuda_graphs == "auto" and compile and torch_device.type == "cuda"

@@ -163,6 +163,7 @@ class Pipeline:
             "padded_tokens": s.padded_tokens,
             "padding_ratio": 1 - s.real_tokens / s.padded_tokens if s.padded_tokens else 0.0,
             "compile_failed": s.compile_failed,
+            "cpu_path": s.cpu_path.to_dict() if s.cpu_path is not None else None,
             "cuda_graphs": self.graphs is not None and self.graphs.active,
             "graphs_disabled": g.disabled if g is not None else None,
             "captures": g.captures if g is not None else 0,

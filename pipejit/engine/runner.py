@@ -44,6 +44,7 @@ class RunnerStats:
     real_tokens: int = 0
     padded_tokens: int = 0
     compile_failed: str | None = None
+    cpu_path: Any = None  # what pipejit.engine.cpu_path chose (a CpuPathChoice)
 
 
 class Runner:
