@@ -208,7 +208,8 @@ class OneDnnLinear(torch.nn.Module):
         self.weight = linear.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32 or x.device.type != "cpu":
+        # autocast (the bf16 opt-in) casts F.linear's operands; the fp32 oneDNN op would not
+        if x.dtype != torch.float32 or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
             return torch.nn.functional.linear(x, self.weight, self.bias)
         return _onednn_linear(x.contiguous(), self.packed, self.bias, self.out_features)
 

@@ -91,6 +91,8 @@ def test_onednn_linear_compiles_with_dynamic_shapes():
         for shape in ((3, 5, 16), (2, 9, 16)):
             x = torch.randn(shape)
             torch.testing.assert_close(compiled(x), plain(x), rtol=1e-5, atol=1e-6)
+        with torch.autocast("cpu", torch.bfloat16):
+            assert swapped(x).dtype == plain(x).dtype == torch.bfloat16
 
 
 @needs_onednn
