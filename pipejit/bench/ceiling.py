@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -177,9 +178,47 @@ def describe(ceiling: Ceiling) -> str:
     return "; ".join(parts)
 
 
-if __name__ == "__main__":
-    found = probe()
+def markdown(found: Ceiling, cpu: str, date: str) -> str:
+    """The probe as a table: every backend's GFLOP/s, best first, per dtype."""
+    rows, inner, outputs = GEMM_SHAPE
+    lines = [
+        f"# GEMM ceiling, {date}, {cpu}",
+        "",
+        f"`python -m pipejit.bench.ceiling`: {rows}x{inner} by {inner}x{outputs}, "
+        f"{torch.get_num_threads()} threads, backends alternating, each its best round.",
+        "",
+        describe(found) + ".",
+        "",
+        "| dtype | backend | GFLOP/s |",
+        "|:--|:--|--:|",
+    ]
     for dtype, rates in found.gflops.items():
         for name, rate in sorted(rates.items(), key=lambda item: -item[1]):
-            print(f"{dtype:9s} {name:32s} {rate:7.0f} GFLOP/s")
-    print(describe(found))
+            lines.append(f"| {dtype} | {name} | {rate:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    from pipejit.bench.report import machine
+
+    parser = argparse.ArgumentParser(prog="python -m pipejit.bench.ceiling", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="folder for ceiling.json and ceiling.md")
+    args = parser.parse_args(argv)
+    found = probe(rounds=args.rounds)
+    host = machine("cpu")
+    table = markdown(found, host["cpu"], host["date"])
+    print(table)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        summary = {"machine": host, **found.to_dict()}
+        (args.out / "ceiling.json").write_text(json.dumps(summary, indent=2))
+        (args.out / "ceiling.md").write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
