@@ -8,15 +8,19 @@ from numbers import Real
 import numpy as np
 import torch
 
-# (relative, absolute) tolerance of scores against transformers, by the weights' dtype
-TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (2e-2, 2e-3), "bfloat16": (5e-2, 1e-2)}
+# (relative, absolute) tolerance of outputs against transformers, by the weights' dtype:
+# the one table of the bench and the tests (tests/parity.py). fp32 through a padded batch
+# differs from an unpadded one by accumulation order only.
+TOLERANCE = {"float32": (2e-4, 1e-5), "float16": (2e-2, 2e-3), "bfloat16": (5e-2, 1e-2)}
 # bf16 against fp32: random classifiers sit near a score of 0.5, where one bf16 rounding
 # flips a label, so labels are held to a share equal and features to their cosine
 BF16_LABELS_EQUAL = 0.99
 BF16_MIN_COSINE = 0.999
 
 
-def outputs_match(actual, expected, rel: float = 1e-3, abs_: float = 1e-4) -> bool:
+def outputs_match(
+    actual, expected, rel: float = TOLERANCE["float32"][0], abs_: float = TOLERANCE["float32"][1]
+) -> bool:
     """Same nesting, keys and strings as ``expected``; floats and arrays within tolerance."""
     if isinstance(expected, dict):
         return (
