@@ -43,6 +43,8 @@ ISA_FLAGS = (
 MARGIN = 0.07  # a candidate must be this much faster than the default to be chosen
 EXAMPLE_SHAPE = (2, 48)  # rows x tokens of the timed batch
 ROUNDS = 3
+# models whose linears hold fewer weights keep the default unmeasured (tests' tiny models)
+MIN_MEASURED_WEIGHTS = 2**20
 # a setup puts the model it is given into one configuration, in place
 Setup = Callable[[torch.nn.Module], object]
 
@@ -90,8 +92,12 @@ def optimize_for_cpu(
     (a setup changes a model it is given in place into that configuration); the
     default, ``time_forwards``, times copies of the model on a random batch.
     """
-    measure = measure or time_forwards
     choice = CpuPathChoice(flags=cpu_flags())
+    if measure is None and _linear_weights(model) < MIN_MEASURED_WEIGHTS:
+        choice.attention = _attention_of(model)
+        choice.threads = ThreadChooser()
+        return model, choice  # too small for the GEMM library to matter: not worth timing
+    measure = measure or time_forwards
     current = _attention_of(model)
     choice.attention = current
     default = f"aten+{current}"
@@ -227,6 +233,10 @@ def use_onednn_linears(model: torch.nn.Module) -> int:
                 setattr(parent, name, OneDnnLinear(child))
                 swapped += 1
     return swapped
+
+
+def _linear_weights(model: torch.nn.Module) -> int:
+    return sum(m.weight.numel() for m in model.modules() if type(m) is torch.nn.Linear)
 
 
 def _onednn_available() -> bool:
