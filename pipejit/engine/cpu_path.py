@@ -11,7 +11,11 @@ the default by ``MARGIN`` (a shared machine's noise must not flip a choice):
   called through an op that ``torch.compile`` keeps as one opaque call);
 - attention: the model's current implementation (transformers' default, SDPA,
   whose fused CPU kernel is flash attention) or the other of ``sdpa`` / ``eager``.
-Both keep fp32 and agree with transformers to float rounding. bf16 is the
+Both keep fp32 and agree with transformers to float rounding. The intra-op
+thread count is chosen continuously instead (``ThreadChooser``): contention from
+other processes comes and goes. The factory wraps the runner's forward with it
+unless the model compiles per bucket (``shapes="static"``), where a compile per
+thread count would double every bucket's. bf16 is the
 separate opt-in ``autocast="bfloat16"``; ``bf16_supported`` says whether the
 CPU computes bf16 in hardware (avx512_bf16 or AMX), without which it is slower.
 """

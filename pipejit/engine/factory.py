@@ -153,7 +153,12 @@ def pipeline(
         dynamic_dims=(0, 1) if task_obj.pads else (0,),
     )
     if chosen is not None:
-        runner.stats.cpu_path, runner.forward = chosen, chosen.threads.wrap(runner.forward)
+        runner.stats.cpu_path = chosen
+        # static compiles are one per bucket already; not one per thread count on top
+        if runner.compiled and not runner.dynamic:
+            chosen.threads = None
+        else:
+            runner.forward = chosen.threads.wrap(runner.forward)
     graphs = None
     wants_graphs = cuda_graphs is True or (
         cuda_graphs == "auto" and compile and torch_device.type == "cuda"
