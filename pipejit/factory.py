@@ -90,6 +90,7 @@ def pipeline(
     graph_batch_sizes: tuple[int, ...] = DEFAULT_GRAPH_BATCHES,
     graph_max_tokens: int = DEFAULT_GRAPH_MAX_TOKENS,
     compile_cache: str | os.PathLike | None = None,
+    cpu_path: bool = True,
     **task_kwargs: Any,
 ) -> Pipeline:
     """A pipeline with ``transformers.pipeline``'s meaning, run by pipejit's engine.
@@ -108,7 +109,9 @@ def pipeline(
     ``graph_capture`` (``"lazy"``: capture the buckets traffic uses; ``"warmup"``: only
     those ``Pipeline.warmup`` captured), ``graph_batch_sizes`` / ``graph_max_tokens``
     (the buckets graphs cover; bigger batches run compiled), ``compile_cache`` (a
-    folder of compile artifacts that a later process, or another machine, starts from).
+    folder of compile artifacts that a later process, or another machine, starts from),
+    ``cpu_path`` (on a CPU, time the model's GEMM library, attention kernel and thread
+    count and keep the fastest: ``pipejit.engine.cpu_path``; fp32 either way).
     Input bounds (see ``pipejit.engine.input_limits``): ``max_input_length`` (characters
     in one string), ``max_image_pixels`` (width x height of one image),
     ``max_audio_seconds`` (one clip); a larger input is refused with a ValueError.
@@ -140,6 +143,7 @@ def pipeline(
         progress=progress,
         compile_cache=compile_cache,
         limits=limits,
+        cpu_path=cpu_path,
     )
     reference = transformers.pipeline(
         task_name,

@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--latency-calls", type=int, default=16)
     run.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
     run.add_argument("--tiny", action="store_true", help="tiny models (a smoke test)")
+    run.add_argument(
+        "--no-alternatives",
+        action="store_true",
+        help="only transformers and pipejit (no ONNX Runtime, no bf16 opt-in)",
+    )
     run.add_argument("--out", type=Path, default=DEFAULT_OUT)
     run.set_defaults(handler=_run)
     listing = commands.add_parser("list", help="suites, workloads and models")
@@ -89,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
                         device=args.device,
                         dtype=args.dtype,
                         compile=not args.no_compile,
+                        alternatives=not args.no_alternatives,
                     )
                 )
     if args.suite in ("kernels", "full"):
@@ -121,7 +127,7 @@ def _headline(results: dict) -> None:
         if not case.get("supported", True):
             continue
         best = {}
-        for engine in report.ENGINES:
+        for engine in report.engines_of(case):
             batch = max(case["runs"], key=lambda b, e=engine: case["runs"][b][e]["items_per_s"])
             best[engine] = batch, case["runs"][batch][engine]
         cells = []
@@ -135,6 +141,8 @@ def _headline(results: dict) -> None:
         ratio = best["pipejit"][1]["items_per_s"] / best["transformers"][1]["items_per_s"]
         status = "FAILED parity" if case["failed"] else "parity ok"
         print(f"{case['case']}: " + "; ".join(cells) + f"; best vs best x{ratio:.2f}; {status}")
+        if "ceiling" in case:
+            print(f"  {report.ceiling_sentence(case['ceiling'])}")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -1,17 +1,26 @@
-"""One benchmark case: transformers.pipeline and pipejit on the same model and inputs.
+"""One benchmark case: transformers.pipeline, pipejit and the alternatives on one model.
+
+Engines: ``transformers`` (the reference), ``pipejit``; on a CPU also
+``onnxruntime`` (the same model exported to ONNX; batch 1 is the plain loop a user
+writes, larger batches the sorted, bucketed batches pipejit runs) when the
+``bench`` extra is installed and the task is one it runs, and ``pipejit-bf16``
+(the ``autocast="bfloat16"`` opt-in) on a CPU with bf16 instructions.
 
 For each batch size the engines' repeats are interleaved (this shared CPU's speed
-drifts within minutes), the first pipejit pass is timed apart as warmup, every
-pipejit output is checked against transformers (a run with wrong outputs is
-marked failed), and for text the fp32 GEMM rate is probed between repeats, so
-throughput is also a share of the machine's ceiling: real tokens x FLOPs per
-token / GEMM FLOP/s. Batch-1 latency is timed call by call, engines alternating.
+drifts within minutes), each engine's first pass is timed apart as warmup, every
+fp32 output is checked against transformers (a run with wrong outputs is marked
+failed; bf16 is held to labels and cosine against fp32 instead, see
+``pipejit.bench.parity``), and for text the machine's GEMM ceiling is probed
+between repeats through every backend (``pipejit.bench.ceiling``), so throughput is
+also a share of the best one: real tokens x FLOPs per token / best GEMM FLOP/s.
+Batch-1 latency is timed call by call, engines alternating.
 """
 
 from __future__ import annotations
 
 import resource
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +29,11 @@ import torch
 import transformers
 
 import pipejit
+from pipejit.bench import ceiling as machine_ceiling
+from pipejit.bench import onnx_engine
 from pipejit.bench.models import flops_per_token
-from pipejit.bench.parity import TOLERANCE, outputs_match
+from pipejit.bench.parity import TOLERANCE, bf16_agreement, outputs_match
+from pipejit.engine.cpu_path import bf16_supported
 
 
 @dataclass
@@ -36,16 +48,6 @@ class Case:
     text: bool = True  # count tokens and report the share of the ceiling
 
 
-def gemm_flops(size: int = 1024, repeats: int = 10) -> float:
-    """Measured fp32 matrix-multiply FLOP/s of this machine, now."""
-    a, b = torch.randn(size, 768), torch.randn(768, 3072)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size * 768 * 3072 * repeats / (time.perf_counter() - start)
-
-
 def run_case(
     case: Case,
     batch_sizes: list[int],
@@ -56,9 +58,12 @@ def run_case(
     dtype: str | None = None,
     compile: bool = True,
     cuda_graphs: bool | str = "auto",
+    alternatives: bool = True,
     log=print,
 ) -> dict:
-    """Both engines on ``case``; a dict of every figure (see the module docstring)."""
+    """Every engine on ``case``; a dict of every figure (see the module docstring).
+
+    ``alternatives``: add ONNX Runtime and the bf16 opt-in where they apply."""
     loading = {"device": device, "dtype": dtype}
     try:
         ours = pipejit.pipeline(
@@ -70,6 +75,9 @@ def run_case(
         log(f"{case.name}: not supported in this build ({error})")
         return {"case": case.name, "task": case.task, "supported": False, "reason": str(error)}
     reference = transformers.pipeline(case.task, model=case.model, **loading)
+    engines = {"transformers": reference, "pipejit": ours}
+    if alternatives:
+        engines |= _alternatives(case, reference, device, dtype, compile)
     kwargs = case.call_kwargs
     tolerance = TOLERANCE[dtype or "float32"]
     # batch_size=1: transformers' own per-item outputs, with no padding in them
@@ -79,9 +87,10 @@ def run_case(
         "task": case.task,
         "supported": True,
         "items": len(case.inputs),
+        "engines": list(engines),
         "runs": {},
     }
-    ceilings: list[float] = []
+    probes: list[machine_ceiling.Ceiling] = []
     if case.text:
         tokenizer = reference.tokenizer
         result["real_tokens"] = sum(
@@ -89,31 +98,58 @@ def run_case(
         )
         result["flops_per_token"] = flops_per_token(reference.model)
     for batch_size in batch_sizes:
-        runs = {"transformers": _EngineRun(), "pipejit": _EngineRun()}
-        start = time.perf_counter()
-        first = ours(case.inputs, batch_size=batch_size, **kwargs)
-        runs["pipejit"].warmup_seconds = time.perf_counter() - start
-        runs["pipejit"].parity = outputs_match(first, expected, *tolerance)
+        runs = {name: _EngineRun() for name in engines}
+        for name, engine in engines.items():
+            if name == "transformers":
+                continue
+            start = time.perf_counter()
+            first = engine(case.inputs, batch_size=batch_size, **kwargs)
+            runs[name].warmup_seconds = time.perf_counter() - start
+            if name.endswith("-bf16"):
+                runs[name].agreement = bf16_agreement(first, expected)
+                runs[name].parity = runs[name].agreement["ok"]
+            else:
+                runs[name].parity = outputs_match(first, expected, *tolerance)
         for _ in range(repeats):
-            if case.text:
-                ceilings.append(gemm_flops())
-            for name, engine in (("transformers", reference), ("pipejit", ours)):
+            if case.text and device == "cpu":
+                probes.append(machine_ceiling.probe(rounds=1, repeats=2))
+            for name, engine in engines.items():
                 _sync(device)
                 start = time.perf_counter()
                 engine(case.inputs, batch_size=batch_size, **kwargs)
                 _sync(device)
                 runs[name].seconds.append(time.perf_counter() - start)
-        result["runs"][batch_size] = {n: r.summary(result, ceilings) for n, r in runs.items()}
+        best = machine_ceiling.merge(probes) if probes else None
+        result["runs"][batch_size] = {n: r.summary(result, best, n) for n, r in runs.items()}
         log(_line(case.name, batch_size, result["runs"][batch_size]))
-    result["latency_ms"] = _latency(case, reference, ours, latency_calls, device)
+    result["latency_ms"] = _latency(case, engines, latency_calls, device)
     stats = ours.stats()
     result["pipejit_stats"] = stats
     result["padding_ratio"] = stats["padding_ratio"]
-    if ceilings:
-        result["gemm_flops"] = statistics.median(ceilings)
+    if probes:
+        best = machine_ceiling.merge(probes)
+        result["ceiling"] = best.to_dict()
+        result["gemm_flops"] = best.best("float32")[1] * 1e9
     result["peak_memory_mb"] = _peak_memory_mb(device)
-    result["failed"] = not all(runs["pipejit"]["parity"] for runs in result["runs"].values())
+    result["failed"] = not all(
+        run["parity"] for runs in result["runs"].values() for run in runs.values()
+    )
     return result
+
+
+def _alternatives(case: Case, reference, device: str, dtype: str | None, compile: bool) -> dict:
+    """ONNX Runtime and the bf16 opt-in, where they apply to this case and machine."""
+    engines: dict[str, Any] = {}
+    if device != "cpu" or dtype is not None:
+        return engines
+    if onnx_engine.available() and case.task in onnx_engine.TASK_OUTPUTS:
+        folder = tempfile.mkdtemp(prefix="pipejit-onnx-")
+        engines["onnxruntime"] = onnx_engine.OnnxRuntimeEngine(reference, folder)
+    if case.text and bf16_supported():
+        engines["pipejit-bf16"] = pipejit.pipeline(
+            case.task, model=case.model, compile=compile, device=device, autocast="bfloat16"
+        )
+    return engines
 
 
 @dataclass
@@ -121,8 +157,9 @@ class _EngineRun:
     seconds: list[float] = field(default_factory=list)
     warmup_seconds: float = 0.0
     parity: bool = True
+    agreement: dict | None = None  # bf16 against fp32: labels equal, cosine
 
-    def summary(self, result: dict, ceilings: list[float]) -> dict:
+    def summary(self, result: dict, ceiling, engine: str) -> dict:
         items = result["items"]
         median = statistics.median(self.seconds)
         out = {
@@ -131,21 +168,27 @@ class _EngineRun:
             "warmup_seconds": self.warmup_seconds,
             "parity": self.parity,
         }
+        if self.agreement is not None:
+            out["agreement"] = self.agreement
         if "real_tokens" in result:
             out["tokens_per_s"] = result["real_tokens"] / median
-            if ceilings:
+            if ceiling is not None:
                 work = result["real_tokens"] * result["flops_per_token"]
-                out["ceiling_share"] = work / median / statistics.median(ceilings)
+                out["ceiling_share"] = work / median / (ceiling.best("float32")[1] * 1e9)
+                if engine.endswith("-bf16") and "bfloat16" in ceiling.gflops:
+                    bf16_rate = ceiling.best("bfloat16")[1] * 1e9
+                    out["bf16_ceiling_share"] = work / median / bf16_rate
         return out
 
 
-def _latency(case: Case, reference, ours, calls: int, device: str) -> dict:
+def _latency(case: Case, engines: dict, calls: int, device: str) -> dict:
     """Per-call milliseconds of single inputs, engines alternating item by item."""
-    seconds: dict[str, list[float]] = {"transformers": [], "pipejit": []}
+    seconds: dict[str, list[float]] = {name: [] for name in engines}
     items = [case.inputs[i % len(case.inputs)] for i in range(calls)]
-    ours(items[0], **case.call_kwargs)  # the batch-1 graph, outside the timings
+    for engine in engines.values():
+        engine(items[0], **case.call_kwargs)  # the batch-1 graph, outside the timings
     for item in items:
-        for name, engine in (("transformers", reference), ("pipejit", ours)):
+        for name, engine in engines.items():
             _sync(device)
             start = time.perf_counter()
             engine(item, **case.call_kwargs)
@@ -178,7 +221,7 @@ def _line(name: str, batch_size: int, runs: dict) -> str:
         share = f" ({run['ceiling_share']:4.0%} of ceiling)" if "ceiling_share" in run else ""
         cells.append(f"{engine} {run['items_per_s']:8.1f} items/s{share}")
     speedup = runs["pipejit"]["items_per_s"] / runs["transformers"]["items_per_s"]
-    parity = "parity ok" if runs["pipejit"]["parity"] else "PARITY FAILED"
+    parity = "parity ok" if all(r["parity"] for r in runs.values()) else "PARITY FAILED"
     warmup = runs["pipejit"]["warmup_seconds"]
     return (
         f"{name} batch {batch_size:>3}: "

@@ -12,8 +12,14 @@ import torch
 import transformers
 
 import pipejit
+from pipejit.engine.cpu_path import cpu_flags
 
-ENGINES = ("transformers", "pipejit")
+ENGINES = ("transformers", "pipejit")  # every case has these; some add alternatives
+
+
+def engines_of(case: dict) -> list[str]:
+    """The engines a case ran, in the order it ran them (older results: the two)."""
+    return list(case.get("engines", ENGINES))
 
 
 def machine(device: str) -> dict:
@@ -22,6 +28,7 @@ def machine(device: str) -> dict:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "device": device,
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -60,6 +67,8 @@ def markdown(results: dict) -> str:
         f"dtype {results['dtype'] or 'float32'}, commit {m['git_commit']}. Median of "
         f"{results['repeats']} interleaved repeats; warmup (the first pass) timed apart.",
     ]
+    if m.get("cpu_flags") is not None:
+        lines += ["", f"CPU instruction sets: {', '.join(m['cpu_flags']) or 'none of note'}."]
     for case in results["cases"]:
         lines += ["", f"## {case['case']}", ""]
         if not case.get("supported", True):
@@ -83,24 +92,26 @@ def markdown(results: dict) -> str:
 
 
 def _case_table(case: dict) -> list[str]:
-    text = "real_tokens" in case
-    header = "| batch | transformers items/s | pipejit items/s | speedup |"
-    rule = "|--:|--:|--:|--:|"
-    if "gemm_flops" in case:
-        header += " transformers % ceiling | pipejit % ceiling |"
-        rule += "--:|--:|"
-    header += " pipejit warmup | parity |"
+    engines = engines_of(case)
+    shares = "gemm_flops" in case
+    header = "| batch |" + "".join(f" {e} items/s |" for e in engines)
+    header += "".join(f" {e} vs transformers |" for e in engines[1:])
+    rule = "|--:|" + "--:|" * (2 * len(engines) - 1)
+    if shares:
+        header += "".join(f" {e} % ceiling |" for e in engines)
+        rule += "--:|" * len(engines)
+    header += " warmup (s) | parity |"
     rule += "--:|:--|"
     lines = [header, rule]
     for batch, runs in case["runs"].items():
-        ours, theirs = runs["pipejit"], runs["transformers"]
-        row = (
-            f"| {batch} | {theirs['items_per_s']:.1f} | {ours['items_per_s']:.1f} | "
-            f"{ours['items_per_s'] / theirs['items_per_s']:.2f}x |"
-        )
-        if "gemm_flops" in case:
-            row += f" {theirs['ceiling_share']:.0%} | {ours['ceiling_share']:.0%} |"
-        row += f" {ours['warmup_seconds']:.1f} s | {'ok' if ours['parity'] else 'FAILED'} |"
+        base = runs["transformers"]["items_per_s"]
+        row = f"| {batch} |" + "".join(f" {runs[e]['items_per_s']:.1f} |" for e in engines)
+        row += "".join(f" {runs[e]['items_per_s'] / base:.2f}x |" for e in engines[1:])
+        if shares:
+            row += "".join(f" {runs[e].get('ceiling_share', 0):.0%} |" for e in engines)
+        row += " " + " / ".join(f"{runs[e]['warmup_seconds']:.1f}" for e in engines[1:]) + " |"
+        failed = [e for e in engines if not runs[e]["parity"]]
+        row += f" {'FAILED: ' + ', '.join(failed) if failed else 'ok'} |"
         lines.append(row)
     latency = case["latency_ms"]
     lines += [
@@ -108,15 +119,43 @@ def _case_table(case: dict) -> list[str]:
         "Batch-1 latency p50 / p90 / p99: "
         + "; ".join(
             f"{e} {latency[e]['p50']:.1f} / {latency[e]['p90']:.1f} / {latency[e]['p99']:.1f} ms"
-            for e in ENGINES
+            for e in engines
+            if e in latency
         )
         + f". Padding ratio {case['padding_ratio']:.1%}; peak memory {case['peak_memory_mb']:.0f}"
         " MB (process)."
+        + (f" {ceiling_sentence(case['ceiling'])}" if "ceiling" in case else "")
         + (f" Ceiling {case['gemm_flops'] / 1e9:.0f} GFLOP/s (fp32 GEMM probe, this run)."
-           if text and "gemm_flops" in case else "")
-        + (" **FAILED: pipejit's outputs differ from transformers.**" if case["failed"] else ""),
+           if shares and "ceiling" not in case else "")
+        + _agreement_sentence(case)
+        + (" **FAILED: an engine's outputs differ from transformers.**" if case["failed"] else ""),
     ]  # fmt: skip
     return lines
+
+
+def ceiling_sentence(ceiling: dict) -> str:
+    """Each dtype's best GEMM backend, the ceiling shares are of the fp32 one."""
+    parts = [
+        f"{dtype} {best['gflops']:.0f} GFLOP/s ({best['backend']})"
+        for dtype, best in ((k[5:], v) for k, v in ceiling.items() if k.startswith("best_"))
+    ]
+    return "Ceiling (best GEMM backend, this run): " + "; ".join(parts) + "."
+
+
+def _agreement_sentence(case: dict) -> str:
+    found = [
+        (batch, runs[e]["agreement"])
+        for batch, runs in case["runs"].items()
+        for e in engines_of(case)
+        if "agreement" in runs[e]
+    ]
+    if not found:
+        return ""
+    labels = min(a["labels_equal"] for _, a in found)
+    cosine = min(a["min_cosine"] for _, a in found)
+    return (
+        f" bf16 against fp32: at least {labels:.1%} labels equal, embedding cosine >= {cosine:.5f}."
+    )
 
 
 def plot(results: dict, path: Path) -> bool:
@@ -136,7 +175,7 @@ def plot(results: dict, path: Path) -> bool:
         ax.set_visible(False)
     for ax, case in zip(axes.flat, cases):
         batches = [int(b) for b in case["runs"]]
-        for engine in ENGINES:
+        for engine in engines_of(case):
             rates = [case["runs"][b][engine]["items_per_s"] for b in case["runs"]]
             low = [case["runs"][b][engine]["spread"][0] for b in case["runs"]]
             high = [case["runs"][b][engine]["spread"][1] for b in case["runs"]]
@@ -176,7 +215,9 @@ def compare(a: dict, b: dict) -> str:
         for batch, runs in case["runs"].items():
             if batch not in other["runs"]:
                 continue
-            for engine in ENGINES:
+            for engine in engines_of(case):
+                if engine not in other["runs"][batch]:
+                    continue
                 x, y = runs[engine]["items_per_s"], other["runs"][batch][engine]["items_per_s"]
                 lines.append(
                     f"| {case['case']} | {batch} | {engine} | {x:.1f} | {y:.1f} | {y / x:.2f}x |"

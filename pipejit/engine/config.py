@@ -63,6 +63,7 @@ class EngineConfig:
     progress: bool
     compile_cache: str | os.PathLike | None
     limits: InputLimits
+    cpu_path: bool
 
     @classmethod
     def build(
@@ -88,9 +89,11 @@ class EngineConfig:
         progress: bool = False,
         compile_cache: str | os.PathLike | None = None,
         limits: InputLimits | None = None,
+        cpu_path: bool = True,
     ) -> EngineConfig:
-        if not isinstance(compile, bool):
-            raise ValueError(f"compile must be True or False, got {compile!r}")
+        for name, flag in (("compile", compile), ("cpu_path", cpu_path)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True or False, got {flag!r}")
         shapes = shapes or DEFAULT_SHAPES.get(device.type, "static")
         if shapes not in SHAPES:
             raise ValueError(f"shapes must be one of {SHAPES}, got {shapes!r}")
@@ -153,6 +156,7 @@ class EngineConfig:
             progress=bool(progress),
             compile_cache=compile_cache if compile else None,
             limits=limits or InputLimits(),
+            cpu_path=cpu_path and device.type == "cpu",
         )
 
     @property

@@ -1,6 +1,7 @@
 """The modules of one pipeline, each with its runner: what ``Steps`` gives a step task.
 
-A forward task has one module, ``"model"`` (its ``forward_module``). A step task
+A forward task has one module, ``"model"`` (its ``forward_module``). On a CPU each
+runner's forward runs at the thread count the CPU path measures fastest. A step task
 declares its own (``StepTask.modules()``); the engine builds a ``Runner`` for each,
 a ``Decoder`` for a causal LM it decodes, a ``GenerateRunner`` for an
 encoder-decoder's ``generate``, all from the one engine configuration and shape
@@ -16,6 +17,7 @@ import torch
 
 from pipejit.contract import ChooseToken, Decoded, ForwardTask, Module, StepTask, StopCheck, Task
 from pipejit.engine.config import EngineConfig
+from pipejit.engine.cpu_path import ThreadChooser
 from pipejit.engine.decoding import Decoder
 from pipejit.engine.generation import GenerateRunner
 from pipejit.engine.runner import Runner
@@ -26,9 +28,16 @@ from pipejit.engine.stats import ModuleStats
 class ModuleSet:
     """Runners of a task's modules by name, built on first use; implements ``Steps``."""
 
-    def __init__(self, task: Task, config: EngineConfig, shapes: ShapePolicy):
+    def __init__(
+        self,
+        task: Task,
+        config: EngineConfig,
+        shapes: ShapePolicy,
+        threads: ThreadChooser | None = None,
+    ):
         self.config = config
         self.shapes = shapes
+        self.threads = threads
         if isinstance(task, ForwardTask):
             self.declared = {
                 "model": Module(task.forward_module, dynamic_dims=(0, 1) if task.pads else (0,))
@@ -67,6 +76,9 @@ class ModuleSet:
                 dynamic_dims=spec.dynamic_dims,
                 stats=self.stats[name],
             )
+            if self.threads is not None:
+                runner = self._runners[name]
+                runner.forward = self.threads.wrap(runner.forward)
         return self._runners[name]
 
     # -- Steps --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pipejit.contract import Features, ForwardTask, Params, Row, Task, Tensors
 from pipejit.engine.collate import collate, to_host
 from pipejit.engine.compile_cache import CompileCache
 from pipejit.engine.config import EngineConfig, check_batch_size
+from pipejit.engine.cpu_path import CpuPathChoice, applies_to, optimize_for_cpu
 from pipejit.engine.graphs import GraphRunner
 from pipejit.engine.isolation import run_each
 from pipejit.engine.memory import Backoff
@@ -47,7 +48,13 @@ class Pipeline:
         self.config = config
         self.device = config.device
         self.shapes = config.shape_policy(task.length_ladder, task.max_length)
-        self.modules = ModuleSet(task, config, self.shapes)
+        self.cpu_path = self._choose_cpu_path()
+        self.modules = ModuleSet(
+            task,
+            config,
+            self.shapes,
+            threads=self.cpu_path.threads if self.cpu_path is not None else None,
+        )
         self.memory = Backoff()
         self.compile_cache = (
             CompileCache(config.compile_cache) if config.compile_cache is not None else None
@@ -64,6 +71,17 @@ class Pipeline:
         self.graphs = self._graph_runner()
         # validate the pipeline's own defaults now, not at the first call
         task.parse_params(dict(task_defaults))
+
+    def _choose_cpu_path(self) -> CpuPathChoice | None:
+        """On a CPU, the measured fastest linears, attention and thread count for a text
+        model (``pipejit.engine.cpu_path``); the model is changed in place."""
+        if not (self.config.cpu_path and applies_to(self.task.model)):
+            return None
+        choice = optimize_for_cpu(self.task.model)[1]
+        if self.shapes.static and self.config.compile:
+            # static compiles are one per bucket already: not one per thread count on top
+            choice.threads = None
+        return choice
 
     def _graph_runner(self) -> GraphRunner | None:
         """CUDA graphs for a capturable forward task, where the configuration wants them."""
@@ -214,6 +232,7 @@ class Pipeline:
             "graph_hits": sum(m.replays for m in per_module.values()),
             "graph_fallbacks": g.fallbacks if g is not None else 0,
             "graph_padded_rows": g.padded_rows if g is not None else 0,
+            "cpu_path": self.cpu_path.to_dict() if self.cpu_path is not None else None,
             "oom_splits": self.memory.splits,
             "oom_token_limit": self.memory.limit,
             "modules": {name: module.report() for name, module in per_module.items()},

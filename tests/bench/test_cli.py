@@ -8,7 +8,7 @@ import pipejit
 from pipejit.bench.__main__ import main
 
 RUN = ["run", "--tiny", "--items", "8", "--batch-sizes", "1,2", "--repeats", "1",
-       "--latency-calls", "2", "--no-compile"]  # fmt: skip
+       "--latency-calls", "2", "--no-compile", "--no-alternatives"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,140 @@
+"""ONNX Runtime as a third engine: what a CPU user would pick instead of pipejit.
+
+The same model is exported with ``torch.onnx.export`` and run by ONNX Runtime's
+CPU provider, with thread pools that sleep between calls (spinning threads would
+steal the cores of the engines interleaved with it). Two ways to call it:
+- ``batch_size=1``: the plain loop a user writes, one text per run;
+- ``batch_size>1``: the same sorted, bucketed batches pipejit runs: texts sorted
+  by token count, cut into batches of ``batch_size``, padded to the next step of
+  pipejit's length ladder.
+Tokenizing and post-processing are transformers' own (the reference pipeline's
+tokenizer and ``postprocess``), so outputs are comparable item by item and only
+the forward differs. Text tasks whose outputs are per-item model outputs only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.utils import ModelOutput
+
+from pipejit.bench.ceiling import quiet_session_options
+from pipejit.engine.buckets import DEFAULT_LENGTH_LADDER, round_up
+
+# task -> the model output the reference pipeline post-processes, and whether it has a
+# row per token (sliced to the item's real tokens) or one row per item
+TASK_OUTPUTS = {"text-classification": ("logits", False), "feature-extraction": ("features", True)}
+
+
+def available() -> bool:
+    """Whether onnx and onnxruntime are installed (the ``bench`` extra)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _FirstOutput(torch.nn.Module):
+    """The model with named tensor inputs and its first output, for export."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.model(**dict(zip(self.names, tensors)), return_dict=True)[0]
+
+
+class OnnxRuntimeEngine:
+    """``engine(texts, batch_size=..., **call_kwargs)`` like a pipeline, run by ONNX Runtime."""
+
+    def __init__(self, reference, folder: Path):
+        import onnxruntime
+
+        if reference.task not in TASK_OUTPUTS:
+            raise ValueError(
+                f"the ONNX Runtime engine runs {sorted(TASK_OUTPUTS)}, not {reference.task}"
+            )
+        self.reference = reference
+        self.tokenizer = reference.tokenizer
+        self.output, self.per_token = TASK_OUTPUTS[reference.task]
+        self.names = [
+            n for n in self.tokenizer.model_input_names if n in _forward_args(reference.model)
+        ]
+        path = Path(folder) / "model.onnx"
+        if not path.exists():
+            export(reference.model, self.names, path)
+        self.session = onnxruntime.InferenceSession(
+            str(path), quiet_session_options(), providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, inputs: str | list[str], batch_size: int = 1, **kwargs: Any) -> Any:
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else list(inputs)
+        tokenize, _, post = self.reference._sanitize_parameters(**kwargs)
+        if batch_size <= 1:
+            outputs = [self._run_one(text, tokenize, post) for text in texts]
+        else:
+            outputs = self._run_bucketed(texts, batch_size, tokenize, post)
+        return outputs[0] if single else outputs
+
+    def _run_one(self, text: str, tokenize: dict, post: dict) -> Any:
+        encoded = self.tokenizer(text, return_tensors="np", **tokenize)
+        feed = {name: encoded[name].astype(np.int64) for name in self.names}
+        (result,) = self.session.run(None, feed)
+        return self._postprocess(result, post)
+
+    def _run_bucketed(self, texts: list[str], batch_size: int, tokenize: dict, post: dict):
+        encoded = self.tokenizer(texts, **tokenize)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        pad = {"input_ids": self.tokenizer.pad_token_id or 0}
+        outputs: list[Any] = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = round_up(max(lengths[i] for i in rows), DEFAULT_LENGTH_LADDER)
+            feed = {}
+            for name in self.names:
+                batch = np.full((len(rows), width), pad.get(name, 0), dtype=np.int64)
+                for r, i in enumerate(rows):
+                    batch[r, : lengths[i]] = encoded[name][i]
+                feed[name] = batch
+            (result,) = self.session.run(None, feed)
+            for r, i in enumerate(rows):
+                row = result[r : r + 1, : lengths[i]] if self.per_token else result[r : r + 1]
+                outputs[i] = self._postprocess(row, post)
+        return outputs
+
+    def _postprocess(self, row: np.ndarray, post: dict) -> Any:
+        return self.reference.postprocess(
+            ModelOutput(**{self.output: torch.from_numpy(np.ascontiguousarray(row))}), **post
+        )
+
+
+def export(model: torch.nn.Module, names: list[str], path: Path) -> None:
+    """``model``'s first output as an ONNX graph with dynamic batch and length."""
+    example = tuple(torch.ones(2, 16, dtype=torch.long) for _ in names)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    length = torch.export.Dim("length", min=2, max=4096)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        _FirstOutput(model, names).eval(),
+        example,
+        str(path),
+        input_names=names,
+        output_names=["output"],
+        dynamic_shapes=(({0: batch, 1: length},) * len(names),),
+        dynamo=True,
+        verbose=False,
+    )
+
+
+def _forward_args(model: torch.nn.Module) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)

@@ -1,0 +1,359 @@
+"""The CPU path: which GEMM library and attention kernel run a model fastest on this CPU.
+
+Which is fastest depends on the chip, and the machine changes: on an Intel Xeon
+torch's default GEMM (MKL) and oneDNN run an fp32 linear about equally fast; on
+an AMD EPYC oneDNN's prepacked linear is about 2.3x MKL. So nothing is assumed:
+``optimize_for_cpu`` times the model's own eager forward on a small representative batch
+under each candidate, in alternation, and keeps the fastest, but only if it beats
+the default by ``MARGIN`` (a shared machine's noise must not flip a choice):
+- linears: ``"aten"`` (torch's default GEMM) or ``"onednn"`` (every ``nn.Linear``
+  swapped for one whose weight is prepacked once into oneDNN's blocked layout,
+  called through an op that ``torch.compile`` keeps as one opaque call);
+- attention: the model's current implementation (transformers' default, SDPA,
+  whose fused CPU kernel is flash attention) or the other of ``sdpa`` / ``eager``.
+Both keep fp32 and agree with transformers to float rounding. The intra-op
+thread count is chosen continuously instead (``ThreadChooser``): contention from
+other processes comes and goes. The factory wraps the runner's forward with it
+unless the model compiles per bucket (``shapes="static"``), where a compile per
+thread count would double every bucket's. bf16 is the
+separate opt-in ``autocast="bfloat16"``; ``bf16_supported`` says whether the
+CPU computes bf16 in hardware (avx512_bf16 or AMX), without which it is slower.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Instruction sets that decide the path, and that results name, as /proc/cpuinfo spells them.
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+MARGIN = 0.07  # a candidate must be this much faster than the default to be chosen
+EXAMPLE_SHAPE = (2, 48)  # rows x tokens of the timed batch
+ROUNDS = 3
+# models whose linears hold fewer weights keep the default unmeasured (tests' tiny models)
+MIN_MEASURED_WEIGHTS = 2**20
+# a setup puts the model it is given into one configuration, in place
+Setup = Callable[[torch.nn.Module], object]
+
+
+@dataclass
+class CpuPathChoice:
+    """What the CPU path chose, and the milliseconds per forward it chose from."""
+
+    linears: str = "aten"
+    attention: str = "sdpa"
+    measured_ms: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None  # why nothing was measured, when the probe could not run
+    threads: ThreadChooser | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threads_us_per_token": self.threads.to_dict() if self.threads else None,
+            "linears": self.linears,
+            "attention": self.attention,
+            "measured_ms": {k: round(v, 3) for k, v in self.measured_ms.items()},
+            "flags": self.flags,
+            "error": self.error,
+        }
+
+
+def choose(measured_ms: dict[str, float], default: str, margin: float = MARGIN) -> str:
+    """The fastest candidate if it beats ``default`` by ``margin``, else ``default``."""
+    if default not in measured_ms:
+        raise ValueError(f"the default {default!r} was not measured: {sorted(measured_ms)}")
+    fastest = min(measured_ms, key=measured_ms.__getitem__)
+    if measured_ms[fastest] < measured_ms[default] * (1 - margin):
+        return fastest
+    return default
+
+
+def optimize_for_cpu(
+    model: torch.nn.Module,
+    *,
+    measure: Callable[[torch.nn.Module, dict[str, Setup]], dict[str, float]] | None = None,
+) -> tuple[torch.nn.Module, CpuPathChoice]:
+    """``model`` (changed in place) on the fastest measured CPU path, and what was chosen.
+
+    ``measure(model, setups)`` returns milliseconds per forward for each setup name
+    (a setup changes a model it is given in place into that configuration); the
+    default, ``time_forwards``, times copies of the model on a random batch.
+    """
+    choice = CpuPathChoice(flags=cpu_flags())
+    if measure is None and _linear_weights(model) < MIN_MEASURED_WEIGHTS:
+        choice.attention = _attention_of(model)
+        choice.threads = ThreadChooser()
+        return model, choice  # too small for the GEMM library to matter: not worth timing
+    measure = measure or time_forwards
+    current = _attention_of(model)
+    choice.attention = current
+    default = f"aten+{current}"
+    setups: dict[str, Setup] = {default: lambda m: None}
+    if _onednn_available() and any(type(m) is torch.nn.Linear for m in model.modules()):
+        setups[f"onednn+{current}"] = use_onednn_linears
+    other = {"sdpa": "eager", "eager": "sdpa"}.get(current)
+    if other is not None and _can_set_attention(model, other):
+        setups[f"aten+{other}"] = lambda m: m.set_attn_implementation(other)
+    try:
+        choice.measured_ms = measure(model, setups) if len(setups) > 1 else {}
+    except Exception as error:  # noqa: BLE001 - a model the probe cannot run keeps the default
+        choice.error = f"{type(error).__name__}: {str(error)[:200]}"
+    best = choose(choice.measured_ms, default) if choice.measured_ms else default
+    setups[best](model)
+    choice.linears, choice.attention = best.split("+")
+    choice.threads = ThreadChooser()
+    return model, choice
+
+
+def time_forwards(model: torch.nn.Module, setups: dict[str, Setup]) -> dict[str, float]:
+    """Milliseconds per eager forward of a copy of ``model`` under each setup, rounds
+    alternating, each keeping its best round (a shared machine only slows things down)."""
+    inputs = example_inputs(model)
+    variants = {}
+    for name, setup in setups.items():
+        variants[name] = copy.deepcopy(model)
+        setup(variants[name])
+    best: dict[str, float] = {}
+    with torch.inference_mode():
+        for variant in variants.values():
+            variant(**inputs)  # first call: allocations, oneDNN primitive creation
+        for _ in range(ROUNDS):
+            for name, variant in variants.items():
+                start = time.perf_counter()
+                variant(**inputs)
+                best[name] = min(best.get(name, float("inf")), 1e3 * (time.perf_counter() - start))
+    return best
+
+
+def example_inputs(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A random token batch of ``EXAMPLE_SHAPE`` for a text model, its last row half padded."""
+    config = model.config
+    rows, tokens = EXAMPLE_SHAPE
+    tokens = min(tokens, getattr(config, "max_position_embeddings", tokens))
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, config.vocab_size, (rows, tokens), generator=generator)
+    mask = torch.ones(rows, tokens, dtype=torch.long)
+    mask[-1, tokens // 2 :] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def applies_to(model: torch.nn.Module) -> bool:
+    """Whether the path can time this model: a text model taking token ids."""
+    import inspect
+
+    config = getattr(model, "config", None)
+    params = inspect.signature(model.forward).parameters
+    return (
+        config is not None
+        and getattr(config, "vocab_size", None) is not None
+        and "input_ids" in params
+        and "attention_mask" in params
+        and not getattr(config, "is_encoder_decoder", False)
+        and not any(hasattr(config, k) for k in ("text_config", "vision_config", "audio_config"))
+    )
+
+
+def bf16_supported(flags: list[str] | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (avx512_bf16 or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_flags() -> list[str]:
+    """The ISA_FLAGS this CPU reports, read now (the machine changes from day to day)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [flag for flag in ISA_FLAGS if flag in present]
+    return []
+
+
+# -- oneDNN linears ------------------------------------------------------------------
+
+
+@torch.library.custom_op("pipejit::onednn_linear", mutates_args=())
+def _onednn_linear(
+    x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, out_features: int
+) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+@_onednn_linear.register_fake
+def _(x, packed, bias, out_features):
+    return x.new_empty((*x.shape[:-1], out_features))
+
+
+class OneDnnLinear(torch.nn.Module):
+    """An fp32 ``nn.Linear`` whose weight is prepacked once into oneDNN's layout."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach()
+        self.register_buffer("packed", torch.ops.mkldnn._reorder_linear_weight(weight), False)
+        bias = linear.bias.detach() if linear.bias is not None else None
+        self.register_buffer("bias", bias, False)
+        # kept so that state_dict() and weight tying still see the original parameter
+        self.weight = linear.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # autocast (the bf16 opt-in) casts F.linear's operands; the fp32 oneDNN op would not
+        if x.dtype != torch.float32 or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+        return _onednn_linear(x.contiguous(), self.packed, self.bias, self.out_features)
+
+
+def use_onednn_linears(model: torch.nn.Module) -> int:
+    """Swap every fp32 CPU ``nn.Linear`` of ``model`` for a ``OneDnnLinear``; how many."""
+    swapped = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if (
+                type(child) is torch.nn.Linear
+                and child.weight.dtype == torch.float32
+                and child.weight.device.type == "cpu"
+            ):
+                setattr(parent, name, OneDnnLinear(child))
+                swapped += 1
+    return swapped
+
+
+def _linear_weights(model: torch.nn.Module) -> int:
+    return sum(m.weight.numel() for m in model.modules() if type(m) is torch.nn.Linear)
+
+
+def _onednn_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(
+        torch.ops.mkldnn, "_reorder_linear_weight"
+    )
+
+
+# -- attention -----------------------------------------------------------------------
+
+
+def _attention_of(model: torch.nn.Module) -> str:
+    config = getattr(model, "config", None)
+    return str(getattr(config, "_attn_implementation", None) or "eager")
+
+
+def _can_set_attention(model: torch.nn.Module, implementation: str) -> bool:
+    if not hasattr(model, "set_attn_implementation"):
+        return False
+    previous = _attention_of(model)
+    try:
+        model.set_attn_implementation(implementation)
+    except (ValueError, ImportError, NotImplementedError):
+        return False
+    model.set_attn_implementation(previous)
+    return True
+
+
+# -- threads -------------------------------------------------------------------------
+
+
+class ThreadChooser:
+    """Runs each forward at the intra-op thread count measured fastest lately.
+
+    torch's OpenMP kernels split every op evenly across their threads and wait for
+    the slowest: on a CPU shared with other processes one descheduled thread stalls
+    every op (measured on a 2-core machine at load 13: 2 threads 23x slower than 1),
+    while on an idle machine all threads win. Contention comes and goes, so the
+    choice is not made once: each forward runs at the count with the lowest recent
+    seconds per token (the best of the last ``window`` calls at that count), and
+    now and then one forward tries another count: after ``explore_every`` forwards,
+    then twice as many each time the choice holds (up to 16 times), back to
+    ``explore_every`` when it changes. Single rows and batches are kept apart (their
+    costs per token differ). dynamo guards on the thread count, so a compiled model
+    compiles once per count it runs at.
+    """
+
+    def __init__(
+        self, counts: tuple[int, ...] | None = None, explore_every: int = 16, window: int = 8
+    ):
+        most = torch.get_num_threads()
+        self.counts = counts or tuple(sorted({most, 1}, reverse=True))
+        self.window = window
+        self.first_interval = explore_every
+        self.costs: dict[tuple[bool, int], list[float]] = {}
+        self.calls = 0
+        self.interval = {True: explore_every, False: explore_every}
+        self.next_explore = {True: explore_every, False: explore_every}
+        self.explored: dict[bool, int] = {}
+
+    def pick(self, single_row: bool) -> int:
+        """The thread count for the next forward."""
+        self.calls += 1
+        unmeasured = [n for n in self.counts if not self.costs.get((single_row, n))]
+        if unmeasured:
+            return unmeasured[0]
+        best = self.best(single_row)
+        if self.calls < self.next_explore[single_row] or len(self.counts) == 1:
+            return best
+        # an exploration that confirms the choice doubles the wait before the next one
+        confirmed = self.explored.get(single_row) == best
+        self.interval[single_row] = (
+            min(16 * self.first_interval, 2 * self.interval[single_row])
+            if confirmed
+            else self.first_interval
+        )
+        self.next_explore[single_row] = self.calls + self.interval[single_row]
+        self.explored[single_row] = best
+        others = [n for n in self.counts if n != best]
+        return others[self.calls % len(others)]
+
+    def best(self, single_row: bool) -> int:
+        """The count with the lowest recent cost per token (the first count until measured)."""
+        measured = [n for n in self.counts if self.costs.get((single_row, n))]
+        if not measured:
+            return self.counts[0]
+        return min(measured, key=lambda n: min(self.costs[(single_row, n)]))
+
+    def record(self, single_row: bool, threads: int, seconds: float, tokens: int) -> None:
+        costs = self.costs.setdefault((single_row, threads), [])
+        costs.append(seconds / max(tokens, 1))
+        del costs[: -self.window]
+
+    def wrap(self, forward: Callable[[dict[str, torch.Tensor]], Any]):
+        """``forward(inputs)`` run at the chosen thread count, timed into the choice."""
+
+        def threaded(inputs: dict[str, torch.Tensor]) -> Any:
+            first = next(iter(inputs.values()))
+            single = first.shape[0] == 1
+            threads, previous = self.pick(single), torch.get_num_threads()
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            try:
+                return forward(inputs)
+            finally:
+                self.record(single, threads, time.perf_counter() - start, first.numel())
+                torch.set_num_threads(previous)
+
+        return threaded
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f"{'single' if s else 'batch'}@{n}": round(1e6 * min(c), 2)
+            for (s, n), c in sorted(self.costs.items())
+            if c
+        }

@@ -1,0 +1,63 @@
+"""The machine ceiling over every GEMM backend, bf16 agreement, and ONNX Runtime's engine."""
+
+from __future__ import annotations
+
+import pytest
+import transformers
+
+from pipejit.bench import ceiling
+from pipejit.bench.parity import bf16_agreement, outputs_match
+from tests.models import sentences
+
+
+def test_probe_names_backends_and_the_best():
+    found = ceiling.probe(rounds=1, repeats=1, bf16=False)
+    rates = found.gflops["float32"]
+    assert {"torch matmul", "torch F.linear", "numpy"} <= set(rates)
+    assert all(rate > 0 for rate in rates.values())
+    backend, rate = found.best("float32")
+    assert rate == max(rates.values()) and rates[backend] == rate
+    summary = found.to_dict()
+    assert summary["best_float32"] == {"backend": backend, "gflops": rate}
+    assert "float32 ceiling" in ceiling.describe(found)
+    with pytest.raises(ValueError, match="bfloat16"):
+        found.best("bfloat16")
+
+
+def test_merge_keeps_each_backends_best_probe():
+    a = ceiling.Ceiling({"float32": {"x": 10.0, "y": 30.0}}, ["avx2"])
+    b = ceiling.Ceiling({"float32": {"x": 20.0, "y": 5.0}, "bfloat16": {"z": 90.0}}, ["avx2"])
+    merged = ceiling.merge([a, b])
+    assert merged.gflops == {"float32": {"x": 20.0, "y": 30.0}, "bfloat16": {"z": 90.0}}
+    assert merged.best("float32") == ("y", 30.0) and merged.flags == ["avx2"]
+
+
+def test_bf16_agreement_counts_labels_and_pooled_cosine():
+    expected = [{"label": "A", "score": 0.51}, {"label": "B", "score": 0.9}]
+    assert bf16_agreement(expected, expected)["ok"]
+    flipped = [{"label": "B", "score": 0.50}, {"label": "B", "score": 0.9}]
+    result = bf16_agreement(flipped, expected)
+    assert result["labels_equal"] == 0.5 and not result["ok"]
+    features = [[[[1.0, 0.0], [0.0, 1.0]]]]
+    assert bf16_agreement([[[[1.0, 0.001], [0.0, 1.0]]]], features)["ok"]
+    opposite = bf16_agreement([[[[-1.0, 0.0], [0.0, -1.0]]]], features)
+    assert opposite["min_cosine"] < 0 and not opposite["ok"]
+
+
+@pytest.mark.parametrize("task", ["text-classification", "feature-extraction"])
+def test_onnxruntime_engine_matches_transformers(model_folder, tmp_path, task):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from pipejit.bench.onnx_engine import OnnxRuntimeEngine
+
+    reference = transformers.pipeline(task, model=str(model_folder(task)))
+    engine = OnnxRuntimeEngine(reference, tmp_path)
+    texts = sentences(9, seed=5)
+    expected = reference(texts, batch_size=1, truncation=True)
+    assert outputs_match(engine(texts, batch_size=1, truncation=True), expected)
+    assert outputs_match(engine(texts, batch_size=4, truncation=True), expected)
+    assert outputs_match(engine(texts[0], truncation=True), expected[0])
+    with pytest.raises(ValueError, match="ONNX Runtime engine runs"):
+        OnnxRuntimeEngine(
+            transformers.pipeline("fill-mask", model=str(model_folder("fill-mask"))), tmp_path
+        )

@@ -1,0 +1,145 @@
+"""The CPU path: its choice from injected measurements, its swaps' parity, its thread chooser."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+import pipejit
+from pipejit.engine import cpu_path
+from pipejit.engine.cpu_path import OneDnnLinear, ThreadChooser, choose, optimize_for_cpu
+from tests.models import sentences
+from tests.parity import assert_same
+
+needs_onednn = pytest.mark.skipif(
+    not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN"
+)
+
+
+def test_choose_keeps_the_default_unless_clearly_faster():
+    assert choose({"aten+sdpa": 10.0, "onednn+sdpa": 9.5}, "aten+sdpa") == "aten+sdpa"
+    assert choose({"aten+sdpa": 10.0, "onednn+sdpa": 8.0}, "aten+sdpa") == "onednn+sdpa"
+    assert choose({"aten+sdpa": 10.0, "aten+eager": 12.0}, "aten+sdpa") == "aten+sdpa"
+    with pytest.raises(ValueError, match="default"):
+        choose({"onednn+sdpa": 1.0}, "aten+sdpa")
+
+
+def _classifier(model_folder):
+    folder = model_folder("text-classification")
+    return transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+
+
+def _logits(model, texts, folder):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        return model(**batch).logits
+
+
+@needs_onednn
+def test_measured_winner_is_applied_and_keeps_fp32_outputs(model_folder):
+    folder = model_folder("text-classification")
+    texts = sentences(4)
+    model = _classifier(model_folder)
+    expected = _logits(model, texts, folder)
+    seen = {}
+
+    def onednn_fastest(measured_model, setups):
+        seen.update(setups)
+        return {name: 1.0 if name.startswith("onednn") else 5.0 for name in setups}
+
+    same, choice = optimize_for_cpu(model, measure=onednn_fastest)
+    assert same is model and choice.linears == "onednn" and choice.attention == "sdpa"
+    assert {"aten+sdpa", "onednn+sdpa", "aten+eager"} == set(seen)
+    assert any(isinstance(m, OneDnnLinear) for m in model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in model.modules())
+    torch.testing.assert_close(_logits(model, texts, folder), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_switch_and_failed_probe(model_folder):
+    model = _classifier(model_folder)
+    _, choice = optimize_for_cpu(
+        model, measure=lambda m, setups: {n: 1.0 if "eager" in n else 9.0 for n in setups}
+    )
+    assert (choice.linears, choice.attention) == ("aten", "eager")
+    assert model.config._attn_implementation == "eager"
+
+    def broken(m, setups):
+        raise RuntimeError("cannot run")
+
+    other = _classifier(model_folder)
+    _, kept = optimize_for_cpu(other, measure=broken)
+    assert (kept.linears, kept.attention) == ("aten", "sdpa") and "cannot run" in kept.error
+
+
+def test_default_probe_times_copies_and_leaves_the_model(model_folder):
+    model = _classifier(model_folder)
+    _, untimed = optimize_for_cpu(model)  # a tiny model: not worth timing
+    assert untimed.measured_ms == {} and untimed.linears == "aten"
+    timed = cpu_path.time_forwards(model, {"a": lambda m: None, "b": cpu_path.use_onednn_linears})
+    assert set(timed) == {"a", "b"} and all(ms > 0 for ms in timed.values())
+    assert not any(isinstance(m, OneDnnLinear) for m in model.modules())
+
+
+@needs_onednn
+def test_onednn_linear_compiles_with_dynamic_shapes():
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(torch.nn.Linear(16, 24), torch.nn.GELU(), torch.nn.Linear(24, 8))
+    swapped = torch.nn.Sequential(*(OneDnnLinear(m) if type(m) is torch.nn.Linear else m
+                                    for m in plain))  # fmt: skip
+    compiled = torch.compile(swapped, dynamic=True)
+    with torch.inference_mode():
+        for shape in ((3, 5, 16), (2, 9, 16)):
+            x = torch.randn(shape)
+            torch.testing.assert_close(compiled(x), plain(x), rtol=1e-5, atol=1e-6)
+        with torch.autocast("cpu", torch.bfloat16):
+            assert swapped(x).dtype == plain(x).dtype == torch.bfloat16
+
+
+@needs_onednn
+def test_pipeline_on_onednn_path_matches_transformers(model_folder, monkeypatch):
+    monkeypatch.setattr(cpu_path, "MIN_MEASURED_WEIGHTS", 0)
+    monkeypatch.setattr(
+        cpu_path,
+        "time_forwards",
+        lambda m, setups: {n: 1.0 if "onednn" in n else 5.0 for n in setups},
+    )
+    folder = str(model_folder("text-classification"))
+    texts = sentences(12, seed=3)
+    ours = pipejit.pipeline("text-classification", model=folder, compile=False)
+    reference = transformers.pipeline("text-classification", model=folder)
+    assert_same(ours(texts, batch_size=4), reference(texts, batch_size=1))
+    assert ours.stats()["cpu_path"]["linears"] == "onednn"
+    plain = pipejit.pipeline("text-classification", model=folder, compile=False, cpu_path=False)
+    assert plain.stats()["cpu_path"] is None
+
+
+def test_thread_chooser_follows_the_cheaper_count_and_backs_off():
+    chooser = ThreadChooser(counts=(2, 1), explore_every=4)
+    cost = {2: 10.0, 1: 1.0}  # seconds per token: one thread is faster (a contended machine)
+    picks = []
+    for _ in range(60):
+        n = chooser.pick(single_row=False)
+        picks.append(n)
+        chooser.record(False, n, cost[n] * 8, tokens=8)
+    assert picks[:2] == [2, 1]  # each count measured once first
+    explorations = [i for i, n in enumerate(picks[2:], start=2) if n == 2]
+    gaps = [b - a for a, b in zip(explorations, explorations[1:])]
+    assert gaps == [4, 8, 16]  # exploring less often while the choice holds
+    cost.update({2: 0.1})  # the machine frees up: all threads win again
+    for _ in range(300):
+        n = chooser.pick(single_row=False)
+        chooser.record(False, n, cost[n] * 8, tokens=8)
+    assert chooser.best(False) == 2
+    assert chooser.best(True) == 2  # single rows are measured apart, none yet
+
+
+def test_thread_chooser_wrap_restores_threads():
+    chooser = ThreadChooser(counts=(1,))
+    before = torch.get_num_threads()
+    seen = []
+    wrapped = chooser.wrap(lambda inputs: seen.append(torch.get_num_threads()))
+    wrapped({"input_ids": torch.ones(2, 3, dtype=torch.long)})
+    assert seen == [1] and torch.get_num_threads() == before
+    assert "batch@1" in chooser.to_dict()
