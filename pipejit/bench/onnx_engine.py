@@ -22,7 +22,7 @@ import torch
 from transformers.utils import ModelOutput
 
 from pipejit.bench.ceiling import quiet_session_options
-from pipejit.engine.buckets import DEFAULT_LENGTH_LADDER, round_up
+from pipejit.engine.shapes import DEFAULT_LENGTH_LADDER, round_up
 
 # task -> the model output the reference pipeline post-processes, and whether it has a
 # row per token (sliced to the item's real tokens) or one row per item
