@@ -22,6 +22,7 @@ import torch
 from transformers.utils import ModelOutput
 
 from pipejit.bench.ceiling import quiet_session_options
+from pipejit.compat import sanitize_parameters
 from pipejit.engine.shapes import DEFAULT_LENGTH_LADDER, round_up
 
 # task -> the model output the reference pipeline post-processes, and whether it has a
@@ -76,7 +77,7 @@ class OnnxRuntimeEngine:
     def __call__(self, inputs: str | list[str], batch_size: int = 1, **kwargs: Any) -> Any:
         single = isinstance(inputs, str)
         texts = [inputs] if single else list(inputs)
-        tokenize, _, post = self.reference._sanitize_parameters(**kwargs)
+        tokenize, _, post = sanitize_parameters(self.reference, **kwargs)
         if batch_size <= 1:
             outputs = [self._run_one(text, tokenize, post) for text in texts]
         else:
