@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from pipejit.contract import ChooseToken, Decoded, ForwardTask, Module, StepTask, StopCheck, Task
+from pipejit.contract import Decoded, ForwardTask, Module, StepTask, Task
 from pipejit.engine.config import EngineConfig
 from pipejit.engine.cpu_path import ThreadChooser
 from pipejit.engine.decoding import Decoder
@@ -90,19 +90,9 @@ class ModuleSet:
         return self.shapes.padded_length(length) if self.compiles(name) else length
 
     def decode(
-        self,
-        name: str,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        *,
-        max_new_tokens: int,
-        choose: ChooseToken,
-        eos_ids: torch.Tensor,
-        pad_id: int,
-        stop: StopCheck | None = None,
-        budgets: torch.Tensor | None = None,
-        prefill_kwargs: Mapping[str, torch.Tensor] | None = None,
+        self, name: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, **options: Any
     ) -> Decoded:
+        """``Steps.decode``: the options are ``Decoder.decode``'s."""
         if name not in self._decoders:
             self._decoders[name] = Decoder(
                 self._spec(name).module,
@@ -114,17 +104,7 @@ class ModuleSet:
                 autocast=self.config.autocast,
                 stats=self.stats[name],
             )
-        return self._decoders[name].decode(
-            input_ids,
-            attention_mask,
-            max_new_tokens=max_new_tokens,
-            choose=choose,
-            eos_ids=eos_ids,
-            pad_id=pad_id,
-            stop=stop,
-            budgets=budgets,
-            prefill_kwargs=prefill_kwargs,
-        )
+        return self._decoders[name].decode(input_ids, attention_mask, **options)
 
     def generate(
         self,

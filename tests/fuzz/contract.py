@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from hypothesis import given, settings
 from PIL import Image
 
 from tests.fuzz.specs import Spec
-from tests.fuzz.strategies import Call
+from tests.fuzz.strategies import Call, calls
 from tests.parity import assert_same
 
 # Messages of torch and numpy internals: never what a user should have to read.
@@ -172,3 +173,16 @@ def assert_identical(actual: Any, expected: Any, path: str = "output") -> None:
         assert type(actual) is type(expected) and actual == expected, (
             f"{path}: {actual!r} != {expected!r}"
         )
+
+
+def hold_to_contract(pair: Pair, hostile_files: Any) -> None:
+    """Every drawn call on ``pair`` (its task's hostile inputs and parameters, mixed with
+    good ones) meets the contract, within the task's example budget."""
+    from tests.fuzz.conftest import examples
+
+    @settings(max_examples=examples(pair.spec))
+    @given(call=calls(pair.spec, hostile_files, pair.goods))
+    def check_one(call):
+        check(pair, call)
+
+    check_one()
