@@ -98,9 +98,10 @@ def optimize_for_cpu(
     """
     choice = CpuPathChoice(flags=cpu_flags())
     if measure is None and _linear_weights(model) < MIN_MEASURED_WEIGHTS:
+        # too small for the GEMM library or the thread count to matter: not worth timing,
+        # nor a compile per thread count
         choice.attention = _attention_of(model)
-        choice.threads = ThreadChooser()
-        return model, choice  # too small for the GEMM library to matter: not worth timing
+        return model, choice
     measure = measure or time_forwards
     current = _attention_of(model)
     choice.attention = current
