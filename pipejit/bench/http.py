@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import transformers
 
 from pipejit.bench.models import minilm_folder
 from pipejit.bench.report import machine
+from pipejit.bench.serve import request_summary
 from pipejit.bench.workloads import queries
 
 ENGINES = ("pipejit", "transformers")
@@ -228,7 +228,7 @@ def run(
         "parity": mismatches == 0,
         "mismatches": mismatches,
         "results": {
-            str(count): {engine: _summary(runs[count][engine]) for engine in ENGINES}
+            str(count): {engine: request_summary(runs[count][engine]) for engine in ENGINES}
             for count in clients
         },
         "pipejit_batch_size_mean": batch_mean,
@@ -246,21 +246,6 @@ def _batch_size_mean(url: str) -> float:
             count = values["pipejit_batch_size_count"]
             return round(values["pipejit_batch_size_sum"] / count, 2) if count else 0.0
     return 0.0
-
-
-def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    rates = [len(run["latencies"]) / run["seconds"] for run in runs]
-    latencies = sorted(x for run in runs for x in run["latencies"])
-
-    def at(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
-
-    return {
-        "requests_per_s": round(statistics.median(rates), 1),
-        "requests_per_s_each_round": [round(r, 1) for r in rates],
-        "p50_ms": at(0.5),
-        "p99_ms": at(0.99),
-    }
 
 
 def instruction_sets() -> list[str]:

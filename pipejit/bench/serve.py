@@ -78,14 +78,16 @@ def run_serve_bench(
         "max_wait_ms": max_wait_ms,
         "torch_threads": torch.get_num_threads(),
         "parity": parity,
-        "modes": {name: _summary(mode_runs, len(texts)) for name, mode_runs in runs.items()},
+        "modes": {name: request_summary(mode_runs) for name, mode_runs in runs.items()},
         "batch_size_mean": round(stats["batch_size_mean"], 2),
         "server_stats": {k: stats[k] for k in ("batches", "wait_ms", "latency_ms", "failed")},
     }
 
 
-def _summary(runs: list[dict[str, Any]], requests: int) -> dict[str, Any]:
-    rates = [requests / run["seconds"] for run in runs]
+def request_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of requests (their wall seconds and each request's latency) to the median
+    requests/s, each round's, and the p50/p99 latency over all of them."""
+    rates = [len(run["latencies"]) / run["seconds"] for run in runs]
     latencies = sorted(x for run in runs for x in run["latencies"])
 
     def at(q: float) -> float:
