@@ -16,13 +16,17 @@ thread count is chosen continuously instead (``ThreadChooser``): contention from
 other processes comes and goes. The factory wraps the runner's forward with it
 unless the model compiles per bucket (``shapes="static"``), where a compile per
 thread count would double every bucket's. bf16 is the
-separate opt-in ``autocast="bfloat16"``; ``bf16_supported`` says whether the
-CPU computes bf16 in hardware (avx512_bf16 or AMX), without which it is slower.
+separate opt-in ``autocast="bfloat16"``, under which the linears stay torch's (the
+compiler freezes their cast weights: ``pipejit.engine.runner.freezing``) and only
+the attention kernel is measured; ``bf16_supported`` says whether the CPU computes
+bf16 in hardware (avx512_bf16 or AMX), without which it is slower.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from pipejit.engine.runner import precision
 
 # Instruction sets that decide the path, and that results name, as /proc/cpuinfo spells them.
 ISA_FLAGS = (
@@ -44,6 +50,7 @@ ISA_FLAGS = (
     "amx_bf16",
     "amx_int8",
 )
+SPIKE = 2.0  # a forward this many times its recent best means other work took the cores
 MARGIN = 0.07  # a candidate must be this much faster than the default to be chosen
 EXAMPLE_SHAPE = (2, 48)  # rows x tokens of the timed batch
 ROUNDS = 3
@@ -88,13 +95,17 @@ def choose(measured_ms: dict[str, float], default: str, margin: float = MARGIN) 
 def optimize_for_cpu(
     model: torch.nn.Module,
     *,
+    autocast: torch.dtype | None = None,
     measure: Callable[[torch.nn.Module, dict[str, Setup]], dict[str, float]] | None = None,
 ) -> tuple[torch.nn.Module, CpuPathChoice]:
     """``model`` (changed in place) on the fastest measured CPU path, and what was chosen.
 
     ``measure(model, setups)`` returns milliseconds per forward for each setup name
     (a setup changes a model it is given in place into that configuration); the
-    default, ``time_forwards``, times copies of the model on a random batch.
+    default, ``time_forwards``, times copies of the model on a random batch, under
+    ``autocast`` when the pipeline runs under it. Under autocast the linears stay
+    torch's (their weights are cast and prepacked by the compiler, see ``runner``),
+    and only the attention kernel is chosen.
     """
     choice = CpuPathChoice(flags=cpu_flags())
     if measure is None and _linear_weights(model) < MIN_MEASURED_WEIGHTS:
@@ -102,12 +113,12 @@ def optimize_for_cpu(
         # nor a compile per thread count
         choice.attention = _attention_of(model)
         return model, choice
-    measure = measure or time_forwards
+    measure = measure or functools.partial(time_forwards, autocast=autocast)
     current = _attention_of(model)
     choice.attention = current
     default = f"aten+{current}"
     setups: dict[str, Setup] = {default: lambda m: None}
-    if _onednn_available() and any(type(m) is torch.nn.Linear for m in model.modules()):
+    if autocast is None and _onednn_available() and any(type(m) is torch.nn.Linear for m in model.modules()):
         setups[f"onednn+{current}"] = use_onednn_linears
     other = {"sdpa": "eager", "eager": "sdpa"}.get(current)
     if other is not None and _can_set_attention(model, other):
@@ -123,7 +134,9 @@ def optimize_for_cpu(
     return model, choice
 
 
-def time_forwards(model: torch.nn.Module, setups: dict[str, Setup]) -> dict[str, float]:
+def time_forwards(
+    model: torch.nn.Module, setups: dict[str, Setup], autocast: torch.dtype | None = None
+) -> dict[str, float]:
     """Milliseconds per eager forward of a copy of ``model`` under each setup, rounds
     alternating, each keeping its best round (a shared machine only slows things down)."""
     inputs = example_inputs(model)
@@ -132,7 +145,7 @@ def time_forwards(model: torch.nn.Module, setups: dict[str, Setup]) -> dict[str,
         variants[name] = copy.deepcopy(model)
         setup(variants[name])
     best: dict[str, float] = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), precision(autocast, torch.device("cpu")):
         for variant in variants.values():
             variant(**inputs)  # first call: allocations, oneDNN primitive creation
         for _ in range(ROUNDS):
@@ -284,7 +297,9 @@ class ThreadChooser:
     seconds per token (the best of the last ``window`` calls at that count), and
     now and then one forward tries another count: after ``explore_every`` forwards,
     then twice as many each time the choice holds (up to 16 times), back to
-    ``explore_every`` when it changes. Single rows and batches are kept apart (their
+    ``explore_every`` when it changes. A count is first tried only once the machine
+    looks contended (``contended``): on a quiet machine the most threads win, and
+    trying fewer would cost a compile for nothing. Single rows and batches are kept apart (their
     costs per token differ). dynamo guards on the thread count, so a compiled model
     compiles once per count it runs at.
     """
@@ -306,8 +321,11 @@ class ThreadChooser:
         """The thread count for the next forward."""
         self.calls += 1
         unmeasured = [n for n in self.counts if not self.costs.get((single_row, n))]
+        if len(unmeasured) == len(self.counts):
+            return self.counts[0]
         if unmeasured:
-            return unmeasured[0]
+            # a count not yet run costs a compile: tried only once the machine looks busy
+            return unmeasured[0] if self.contended(single_row) else self.best(single_row)
         best = self.best(single_row)
         if self.calls < self.next_explore[single_row] or len(self.counts) == 1:
             return best
@@ -322,6 +340,15 @@ class ThreadChooser:
         self.explored[single_row] = best
         others = [n for n in self.counts if n != best]
         return others[self.calls % len(others)]
+
+    def contended(self, single_row: bool) -> bool:
+        """Whether other work competes for the cores: the last forward at the current count
+        cost ``SPIKE`` times its best recent one, or the run queue holds more threads than
+        this process's plus one."""
+        costs = self.costs.get((single_row, self.best(single_row)), [])
+        if len(costs) >= 2 and costs[-1] > SPIKE * min(costs):
+            return True
+        return _load_average() > self.counts[0] + 1
 
     def best(self, single_row: bool) -> int:
         """The count with the lowest recent cost per token (the first count until measured)."""
@@ -358,3 +385,11 @@ class ThreadChooser:
             for (s, n), c in sorted(self.costs.items())
             if c
         }
+
+
+def _load_average() -> float:
+    """The machine's one-minute load average (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0

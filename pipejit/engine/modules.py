@@ -75,6 +75,7 @@ class ModuleSet:
                 model_kwargs=self.model_kwargs,
                 dynamic_dims=spec.dynamic_dims,
                 stats=self.stats[name],
+                freeze=self.config.autocast is not None and self.config.device.type == "cpu",
             )
             if self.threads is not None:
                 runner = self._runners[name]

@@ -77,7 +77,7 @@ class Pipeline:
         model (``pipejit.engine.cpu_path``); the model is changed in place."""
         if not (self.config.cpu_path and applies_to(self.task.model)):
             return None
-        choice = optimize_for_cpu(self.task.model)[1]
+        choice = optimize_for_cpu(self.task.model, autocast=self.config.autocast)[1]
         if self.shapes.static and self.config.compile:
             # static compiles are one per bucket already: not one per thread count on top
             choice.threads = None

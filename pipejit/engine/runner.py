@@ -12,6 +12,14 @@ each static compile of a distilbert-size model costs about 10 s and the matrix
 multiplies run the same library kernels either way, this keeps warmup to one or two
 compiles while the bucket ladder can stay fine enough to pad little.
 
+``freeze`` (the CPU's half-precision autocast): inductor compiles the weights as
+constants, so the casts autocast would make of every weight on every forward are
+folded away once and the half-precision weights are prepacked for the CPU's matrix
+units (oneDNN, AMX where the CPU has it). Measured on a 2-core Xeon with AMX, an
+all-MiniLM-L6-v2-size model under bf16 autocast: 2.0x faster at one sentence, 1.3x at
+batches of 32, for about 3x the compile time. fp32 gains nothing from it under dynamic
+shapes (the GEMM library packs its weights for one batch size only), so it is off there.
+
 A module that fails to compile runs eager, with one warning. Every batch is
 counted in the module's ``ModuleStats`` unless run inside ``quiet()`` (graph
 warmups and captures, whose replays count themselves).
@@ -35,6 +43,19 @@ def recompile_limit(limit: int):
     if not hasattr(config, "recompile_limit"):  # older torch keeps it with dynamo
         config = torch._dynamo.config
     return config.patch(recompile_limit=max(limit, config.recompile_limit))
+
+
+def freezing(enabled: bool):
+    """Inductor's weight freezing for the compiles inside (nothing when not ``enabled``).
+
+    Set around each call: given as ``torch.compile(options={"freezing": True})`` instead,
+    it froze nothing (torch 2.13, checked by profiling: the linears stayed ``addmm``).
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(freezing=True)
 
 
 def precision(autocast: torch.dtype | None, device: torch.device):
@@ -63,6 +84,7 @@ class Runner:
         model_kwargs: dict[str, Any] | None = None,
         dynamic_dims: tuple[int, ...] = (0, 1),
         stats: ModuleStats | None = None,
+        freeze: bool = False,
     ):
         self.model = module
         self.model_kwargs = dict(model_kwargs or {})
@@ -70,6 +92,7 @@ class Runner:
         self.max_buckets = max_buckets
         self.dynamic = dynamic
         self.dynamic_dims = dynamic_dims
+        self.freeze = freeze
         self.stats = stats if stats is not None else ModuleStats()
         self._graph_keys: set[tuple[int, ...]] = set()
         self._counting = True
@@ -119,7 +142,7 @@ class Runner:
                     if dim < tensor.dim() and tensor.shape[dim] > 1:
                         torch._dynamo.mark_dynamic(tensor, dim)
         try:
-            with recompile_limit(self.max_buckets):
+            with recompile_limit(self.max_buckets), freezing(self.freeze):
                 outputs = self._compiled(**inputs, **self.model_kwargs)
         except torch.OutOfMemoryError:
             raise

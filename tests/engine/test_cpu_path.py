@@ -103,7 +103,7 @@ def test_pipeline_on_onednn_path_matches_transformers(model_folder, monkeypatch)
     monkeypatch.setattr(
         cpu_path,
         "time_forwards",
-        lambda m, setups: {n: 1.0 if "onednn" in n else 5.0 for n in setups},
+        lambda m, setups, autocast=None: {n: 1.0 if "onednn" in n else 5.0 for n in setups},
     )
     folder = str(model_folder("text-classification"))
     texts = sentences(12, seed=3)
@@ -115,7 +115,8 @@ def test_pipeline_on_onednn_path_matches_transformers(model_folder, monkeypatch)
     assert plain.stats()["cpu_path"] is None
 
 
-def test_thread_chooser_follows_the_cheaper_count_and_backs_off():
+def test_thread_chooser_follows_the_cheaper_count_and_backs_off(monkeypatch):
+    monkeypatch.setattr(cpu_path, "_load_average", lambda: 8.0)  # a busy machine
     chooser = ThreadChooser(counts=(2, 1), explore_every=4)
     cost = {2: 10.0, 1: 1.0}  # seconds per token: one thread is faster (a contended machine)
     picks = []
@@ -135,6 +136,25 @@ def test_thread_chooser_follows_the_cheaper_count_and_backs_off():
     assert chooser.best(True) == 2  # single rows are measured apart, none yet
 
 
+def test_thread_chooser_tries_fewer_threads_only_once_the_machine_looks_busy(monkeypatch):
+    load = {"now": 0.5}
+    monkeypatch.setattr(cpu_path, "_load_average", lambda: load["now"])
+    chooser = ThreadChooser(counts=(2, 1), explore_every=4)
+    picks = []
+    for _ in range(40):  # quiet and steady: another count would cost a compile for nothing
+        n = chooser.pick(single_row=False)
+        picks.append(n)
+        chooser.record(False, n, 1.0, tokens=1)
+    assert set(picks) == {2}
+    chooser.record(False, 2, 3.0, tokens=1)  # a forward three times its best: contention
+    assert chooser.pick(single_row=False) == 1
+    quiet = ThreadChooser(counts=(2, 1))
+    quiet.record(False, 2, 1.0, tokens=1)
+    assert quiet.pick(single_row=False) == 2
+    load["now"] = 4.0  # more runnable threads than this process's two, plus one
+    assert quiet.pick(single_row=False) == 1
+
+
 def test_thread_chooser_wrap_restores_threads():
     chooser = ThreadChooser(counts=(1,))
     before = torch.get_num_threads()
@@ -143,3 +163,45 @@ def test_thread_chooser_wrap_restores_threads():
     wrapped({"input_ids": torch.ones(2, 3, dtype=torch.long)})
     assert seen == [1] and torch.get_num_threads() == before
     assert "batch@1" in chooser.to_dict()
+
+
+def test_autocast_freezes_weights_into_the_compiled_forward():
+    from pipejit.engine.runner import Runner
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(32, 16)
+
+        def forward(self, x):
+            return self.linear(x).float()
+
+    def first_output(freeze: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        net = Net().eval()
+        runner = Runner(
+            net, compile=True, dynamic=True, dynamic_dims=(0,), autocast=torch.bfloat16, freeze=freeze
+        )
+        x = torch.randn(3, 32)
+        before = runner({"x": x})
+        with torch.no_grad():
+            net.linear.weight.zero_()  # a frozen forward holds its own (cast, packed) copy
+        return before, runner({"x": x})
+
+    before, after = first_output(freeze=True)
+    torch.testing.assert_close(after, before)
+    before, after = first_output(freeze=False)
+    assert not torch.allclose(after, before)
+
+
+def test_autocast_measures_attention_only(model_folder):
+    model = _classifier(model_folder)
+    seen = {}
+
+    def measure(m, setups):
+        seen.update(setups)
+        return {n: 1.0 for n in setups}
+
+    cpu_path.optimize_for_cpu(model, autocast=torch.bfloat16, measure=measure)
+    assert seen and not any(n.startswith("onednn") for n in seen)
