@@ -133,7 +133,7 @@ def run_ray_bench(
                 pipe(texts)
                 seconds = time.time() - start
                 rate = len(texts) / seconds
-                done[mode].append({"wall_s": seconds, "startup_s": 0.0, "steady_rows_per_s": rate})
+                done[mode].append({"wall_s": seconds, "steady_rows_per_s": rate})
                 continue
             run = ray_run(ds, model, count, cpus, batch_size)
             rows = sorted(run.pop("rows"), key=lambda r: r["id"])
@@ -145,7 +145,7 @@ def run_ray_bench(
             len(texts),
             [run["wall_s"] for run in mode_runs],
             parity[mode],
-            **{key: statistics.median(run.get(key, 0.0) for run in mode_runs) for key in COLUMNS},
+            **{k: statistics.median(r[k] for r in mode_runs) for k in COLUMNS if k in mode_runs[0]},
         )
         for mode, mode_runs in done.items()
     }

@@ -202,7 +202,7 @@ def _agreement_sentence(case: dict) -> str:
         (batch, runs[e]["agreement"])
         for batch, runs in case["runs"].items()
         for e in engines_of(case)
-        if "agreement" in runs[e]
+        if "agreement" in runs.get(e, {})
     ]
     if not found:
         return ""
@@ -287,7 +287,7 @@ def compare(a: dict, b: dict) -> str:
             if batch not in other["runs"]:
                 continue
             for engine in engines_of(case):
-                if engine not in other["runs"][batch]:
+                if engine not in runs or engine not in other["runs"][batch]:
                     continue
                 x, y = runs[engine]["items_per_s"], other["runs"][batch][engine]["items_per_s"]
                 lines.append(

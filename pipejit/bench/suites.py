@@ -51,7 +51,10 @@ def text(folder: Path, items: int, tiny: bool) -> list[Case]:
     """The classifier over short queries, sentences and long reviews; embeddings."""
     size = "tiny" if tiny else "distilbert"
     classifier = models.random_classifier(size, folder / "classifier")
-    embedder = models.minilm_folder()
+    # tiny: the classifier's encoder embeds too (the real MiniLM costs seconds to set up)
+    embedder, embedder_name = (
+        (classifier, size) if tiny else (models.minilm_folder(), "all-MiniLM-L6-v2")
+    )
     return [
         Case(f"text-classification {size} x queries", "text-classification", classifier,
              workloads.queries(items), TEXT),
@@ -59,7 +62,7 @@ def text(folder: Path, items: int, tiny: bool) -> list[Case]:
              workloads.sentences(items), TEXT),
         Case(f"text-classification {size} x reviews", "text-classification", classifier,
              workloads.reviews(max(1, items // 4)), TEXT),
-        Case("feature-extraction all-MiniLM-L6-v2 x reviews", "feature-extraction", embedder,
+        Case(f"feature-extraction {embedder_name} x reviews", "feature-extraction", embedder,
              workloads.reviews(max(1, items // 4)), TEXT),
     ]  # fmt: skip
 
