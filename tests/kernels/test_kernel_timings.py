@@ -1,4 +1,6 @@
-"""The kernels bench suite: records with the keys the bench report reads."""
+"""The kernels bench suite's records: one per kernel, impl and shape, in the results' shape."""
+
+import pytest
 
 from pipejit.bench.kernel_timings import CASES, time_kernels
 
@@ -6,13 +8,16 @@ from pipejit.bench.kernel_timings import CASES, time_kernels
 def test_records_for_every_kernel_and_impl_on_cpu():
     records = time_kernels("cpu", batch_sizes=(1, 3), row_lengths=(2, 40), budget_s=0.0)
     keys = {"kernel", "impl", "batch", "row_length", "dtype", "ms", "gb_per_s"}
+    keys |= {"items_per_s", "spread", "parity"}
     assert all(set(r) == keys for r in records)
+    assert all(r["parity"] is None for r in records)  # Triton against torch: CUDA only
     seen = {(r["kernel"], r["impl"], r["batch"], r["row_length"]) for r in records}
     for kernel in CASES:
         for impl in ("torch", "transformers"):  # Triton only interprets on a CPU: not timed
             assert {(kernel, impl, b, n) for b in (1, 3) for n in (2, 40)} <= seen
     assert not any(r["impl"] == "triton" for r in records)
     assert all(r["ms"] > 0 and r["gb_per_s"] > 0 for r in records)
+    assert all(r["items_per_s"] * r["ms"] / 1e3 == pytest.approx(r["batch"]) for r in records)
 
 
 def test_oversized_shapes_are_skipped():
