@@ -24,3 +24,17 @@ def test_oversized_shapes_are_skipped():
     records = time_kernels("cpu", batch_sizes=(1,), row_lengths=(1 << 20,), budget_s=0.0)
     kernels = {r["kernel"] for r in records}
     assert "masked_pool" not in kernels and "softmax_topk" in kernels  # 1 x 1M x 384 is too big
+
+
+def test_triton_is_held_to_the_torch_reference_sampling_is_not_compared():
+    import torch
+
+    from pipejit.bench.kernel_timings import _parity
+
+    values, indices = torch.tensor([[0.5, 0.25]]), torch.tensor([[3, 1]])
+    same = {"torch": (values, indices), "triton": (values + 1e-7, indices)}
+    assert _parity("softmax_topk", "triton", same, "float32") is True
+    off = {"torch": (values, indices), "triton": (values, indices.flip(-1))}
+    assert _parity("softmax_topk", "triton", off, "float32") is False
+    assert _parity("sampling", "triton", off, "float32") is None
+    assert _parity("softmax_topk", "torch", off, "float32") is None
