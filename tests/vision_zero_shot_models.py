@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tokenizers.pre_tokenizers import ByteLevel
 from transformers import (
     CLIPConfig,
     CLIPImageProcessor,
@@ -34,27 +33,9 @@ from transformers import (
     VideoMAEImageProcessor,
 )
 
-TEXT_POSITIONS = 32
+from pipejit.bench.vision_models import TEXT_POSITIONS, build_clip_tokenizer
+
 VIDEO_LABELS = ["archery", "bowling", "cooking", "dancing", "juggling", "rowing"]
-
-
-def build_clip_tokenizer(folder: Path) -> CLIPTokenizer:
-    """A byte-level BPE tokenizer (CLIP's format) over single bytes plus a few merges."""
-    symbols = sorted(ByteLevel.alphabet())
-    merges = [("t", "h"), ("th", "e</w>"), ("o", "f</w>"), ("p", "h"), ("o", "t"), ("a", "t</w>")]
-    merged = ["".join(pair) for pair in merges]
-    vocab = list(
-        dict.fromkeys(
-            symbols + [s + "</w>" for s in symbols] + merged + ["<|startoftext|>", "<|endoftext|>"]
-        )
-    )
-    tokenizer = CLIPTokenizer(
-        vocab={token: i for i, token in enumerate(vocab)},
-        merges=merges,
-        model_max_length=TEXT_POSITIONS,
-    )
-    tokenizer.save_pretrained(folder)
-    return tokenizer
 
 
 def _text_config(tokenizer: CLIPTokenizer) -> dict:

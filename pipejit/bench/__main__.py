@@ -3,6 +3,7 @@
 With no arguments it runs the quick suite (the README's main job). Subcommands:
 ``run`` a suite, ``list`` what there is, ``compare`` two runs, ``report`` (rebuild
 a run's table and plot) and ``gpu-check`` (the one command for a GPU machine).
+Every suite writes results.json, results.md and throughput.png to ``--out``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from pipejit.bench import report, workloads
 from pipejit.bench.measure import run_case
-from pipejit.bench.suites import SUITE_NAMES, SUITES
+from pipejit.bench.results import unsupported
+from pipejit.bench.suites import SETTINGS_SUITES, SUITE_NAMES, SUITES, Options, settings_suite
 
 DEFAULT_OUT = Path("bench-out")
 
@@ -40,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     run.add_argument("--batch-sizes", default="1,8,32")
-    run.add_argument("--items", type=int, default=128, help="sentences per text workload")
+    run.add_argument(
+        "--items", type=int, default=128, help="scales every workload (128: 128 sentences)"
+    )
     run.add_argument("--repeats", type=int, default=2)
     run.add_argument("--latency-calls", type=int, default=16)
     run.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
@@ -51,6 +55,18 @@ def _parser() -> argparse.ArgumentParser:
         help="only transformers and pipejit (no ONNX Runtime, no bf16 opt-in)",
     )
     run.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    serving = run.add_argument_group("serve and http suites")
+    serving.add_argument("--callers", default="32", help="serve: concurrent callers, e.g. 1,8,32")
+    serving.add_argument("--clients", default="1,8,64", help="http: concurrent clients")
+    serving.add_argument(
+        "--max-wait-ms", type=float, default=None, help="micro-batcher wait (serve 5, http 0)"
+    )
+    ray = run.add_argument_group("ray suite")
+    ray.add_argument("--actors", type=int, default=2, help="the N of the N-actor run")
+    kernels = run.add_argument_group("kernels suite (batch sizes: --batch-sizes)")
+    kernels.add_argument("--row-lengths", default="2,1000,30522,250002")
+    kernels.add_argument("--kernel-dtypes", default="float32")
+    kernels.add_argument("--no-gather", action="store_true", help="skip the fill-mask gather")
     run.set_defaults(handler=_run)
     listing = commands.add_parser("list", help="suites, workloads and models")
     listing.set_defaults(handler=_list)
@@ -68,9 +84,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    batch_sizes = _ints(args.batch_sizes)
     # the quick suite is a subset of the others
-    suites = [s for s in SUITES if s != "quick"] if args.suite == "full" else [args.suite]
+    suites = (
+        [s for s in SUITE_NAMES if s not in ("quick", "full")]
+        if args.suite == "full"
+        else [args.suite]
+    )
     results = {
         "suite": args.suite,
         "command": "pipejit-bench " + " ".join(sys.argv[1:] or ["run"]),
@@ -82,9 +102,11 @@ def _run(args: argparse.Namespace) -> int:
     }
     with tempfile.TemporaryDirectory() as scratch:
         for suite in suites:
-            if suite == "kernels":
+            folder = Path(scratch) / suite
+            if suite in SETTINGS_SUITES:
+                results["cases"] += _settings_suite(suite, folder, _options(args))
                 continue
-            for case in _progress(SUITES[suite](Path(scratch) / suite, args.items, args.tiny)):
+            for case in _progress(SUITES[suite](folder, args.items, args.tiny)):
                 results["cases"].append(
                     run_case(
                         case,
@@ -97,12 +119,42 @@ def _run(args: argparse.Namespace) -> int:
                         alternatives=not args.no_alternatives,
                     )
                 )
-    if args.suite in ("kernels", "full"):
-        results["kernels"] = _kernel_timings(args)
     for path in report.write(results, args.out):
         print(f"wrote {path}")
     _headline(results)
     return 1 if any(case.get("failed") for case in results["cases"]) else 0
+
+
+def _settings_suite(name: str, folder: Path, options: Options) -> list[dict]:
+    """The suite's cases, or one unsupported case when what it needs is not installed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        run = settings_suite(name)
+    except ImportError as error:
+        return [unsupported(name, None, f"needs what is not installed here ({error})")]
+    return run(folder, options)
+
+
+def _options(args: argparse.Namespace) -> Options:
+    return Options(
+        device=args.device,
+        items=args.items,
+        tiny=args.tiny,
+        repeats=args.repeats,
+        compile=not args.no_compile,
+        batch_sizes=_ints(args.batch_sizes),
+        callers=_ints(args.callers),
+        clients=_ints(args.clients),
+        max_wait_ms=args.max_wait_ms,
+        actors=args.actors,
+        row_lengths=_ints(args.row_lengths),
+        kernel_dtypes=args.kernel_dtypes.split(","),
+        gather=not args.no_gather,
+    )
+
+
+def _ints(text: str) -> list[int]:
+    return [int(value) for value in text.split(",")]
 
 
 def _progress(cases: list):
@@ -111,56 +163,56 @@ def _progress(cases: list):
     return tqdm(cases, desc="cases", unit="case", leave=False)
 
 
-def _kernel_timings(args: argparse.Namespace) -> list[dict]:
-    try:
-        from pipejit.bench.kernel_timings import time_kernels
-    except ImportError:
-        print("kernel timings not available in this build")
-        return []
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    return time_kernels(device=args.device, batch_sizes=batch_sizes)
-
-
 def _headline(results: dict) -> None:
-    """Per case: batch-1 latency and best-batch throughput of both engines."""
+    """Per case: each engine's best rate (and batch-1 latency), best against best."""
     for case in results["cases"]:
         if not case.get("supported", True):
             continue
+        base, rate = report.baseline_of(case), f"{case.get('items_name', 'items')}/s"
         best = {}
         for engine in report.engines_of(case):
-            batch = max(case["runs"], key=lambda b, e=engine: case["runs"][b][e]["items_per_s"])
-            best[engine] = batch, case["runs"][batch][engine]
+            cells = {s: runs[engine] for s, runs in case["runs"].items() if engine in runs}
+            setting = max(cells, key=lambda s, c=cells: c[s]["items_per_s"])
+            best[engine] = setting, cells[setting]
         cells = []
-        for engine, (batch, run) in best.items():
+        for engine, (setting, run) in best.items():
             share = f", {run['ceiling_share']:.0%} of ceiling" if "ceiling_share" in run else ""
-            p50 = case["latency_ms"][engine]["p50"]
+            p50 = case.get("latency_ms", {}).get(engine, {}).get("p50")
+            latency = f", batch-1 p50 {p50:.1f} ms" if p50 is not None else ""
+            axis = case.get("axis", "batch")
             cells.append(
-                f"{engine} best {run['items_per_s']:.1f} items/s (batch {batch}{share}), "
-                f"batch-1 p50 {p50:.1f} ms"
+                f"{engine} best {run['items_per_s']:.1f} {rate} ({axis} {setting}{share}){latency}"
             )
-        ratio = best["pipejit"][1]["items_per_s"] / best["transformers"][1]["items_per_s"]
+        ratios = [
+            f"{engine} x{run['items_per_s'] / best[base][1]['items_per_s']:.2f}"
+            for engine, (_, run) in best.items()
+            if engine != base and base in best
+        ]
         status = "FAILED parity" if case["failed"] else "parity ok"
-        print(f"{case['case']}: " + "; ".join(cells) + f"; best vs best x{ratio:.2f}; {status}")
+        print(
+            f"{case['case']}: " + "; ".join(cells) + f"; best vs {base}'s best: "
+            f"{', '.join(ratios)}; {status}"
+        )
         if "ceiling" in case:
             print(f"  {report.ceiling_sentence(case['ceiling'])}")
 
 
 def _list(args: argparse.Namespace) -> int:
-    from pipejit.bench import suites
-
-    print("suites:")
-    for name in SUITE_NAMES:
-        doc = (getattr(suites, name, None).__doc__ or "") if name in SUITES else ""
-        extra = {
-            "kernels": "post-processing kernels against their references",
-            "full": "every suite",
-        }.get(name, doc.strip().splitlines()[0] if doc else "")
-        print(f"  {name:<11} {extra}")  # fmt: skip
+    print("suites (pipejit-bench run --suite NAME):")
+    for name, build in SUITES.items():
+        print(f"  {name:<11} {' '.join((build.__doc__ or '').split())}")
+    for name, (_, what, flags) in SETTINGS_SUITES.items():
+        print(f"  {name:<11} {what}; flags: {flags}")
+    print(f"  {'full':<11} every suite but quick")
     print("workloads:")
     for name in ("queries", "sentences", "reviews", "images", "audio_clips", "prompts"):
         print(f"  {name:<11} {getattr(workloads, name).__doc__.splitlines()[0]}")
-    print("models: distilbert, bert-base (random BERT classifiers), all-MiniLM-L6-v2 (real),")
-    print("        vit-base, wav2vec2-base (CTC), gpt2 (random weights at real sizes)")
+    for name in ("noise_images", "long_clips", "speech_texts"):
+        print(f"  {name:<12} {getattr(workloads, name).__doc__.splitlines()[0]}")
+    print("models (random weights at real sizes unless said; --tiny: tiny ones):")
+    print("  distilbert, bert-base, minilm (BERT classifiers), all-MiniLM-L6-v2 (real),")
+    print("  vit-base, CLIP and OWL-ViT (mid size), wav2vec2-base (CTC), whisper-tiny,")
+    print("  VITS (mms-tts-eng size), gpt2 (trained BPE; or GPT-2's 50,257-token head)")
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -264,11 +263,11 @@ def step_latency(settings: Settings, emit: Callable[[dict], None]) -> None:
 
 
 def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
-    import torch
     import transformers
 
     import pipejit
     from pipejit.bench.parity import TOLERANCE, outputs_match
+    from pipejit.bench.timing import interleaved, percentiles
 
     device, folder = settings.device, settings.model_folder
     reference = transformers.pipeline(
@@ -284,15 +283,11 @@ def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
     )
     for _ in range(3):  # compile and capture outside the timings
         got, expected = ours(LATENCY_TEXT), reference(LATENCY_TEXT)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    seconds = {"transformers": [], "pipejit": []}
-    for _ in range(settings.latency_calls):
-        for name, engine in (("transformers", reference), ("pipejit", ours)):
-            sync()
-            start = time.perf_counter()
-            engine(LATENCY_TEXT)
-            sync()
-            seconds[name].append(time.perf_counter() - start)
+    seconds = interleaved(
+        {"transformers": lambda: reference(LATENCY_TEXT), "pipejit": lambda: ours(LATENCY_TEXT)},
+        settings.latency_calls,
+        device=device,
+    )
     stats = ours.stats()
     row = {
         "dtype": dtype,
@@ -302,9 +297,8 @@ def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
         "compiles": stats["compiles"],
     }
     for name, values in seconds.items():
-        values.sort()
-        row[f"{name}_p50_ms"] = 1e3 * statistics.median(values)
-        row[f"{name}_p99_ms"] = 1e3 * values[round(0.99 * (len(values) - 1))]
+        latency = percentiles(1e3 * x for x in values)
+        row[f"{name}_p50_ms"], row[f"{name}_p99_ms"] = latency["p50"], latency["p99"]
     return row
 
 

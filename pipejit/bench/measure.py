@@ -13,7 +13,9 @@ failed; bf16 is held to labels and cosine against fp32 instead, see
 ``pipejit.bench.parity``), and for text the machine's GEMM ceiling is probed
 between repeats through every backend (``pipejit.bench.ceiling``), so throughput is
 also a share of the best one: real tokens x FLOPs per token / best GEMM FLOP/s.
-Batch-1 latency is timed call by call, engines alternating.
+Batch-1 latency is timed call by call, engines alternating. A case with a unit
+(new tokens, seconds of audio) also reports units/s; all timing goes through
+``pipejit.bench.timing``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +36,17 @@ from pipejit.bench import ceiling as machine_ceiling
 from pipejit.bench import onnx_engine
 from pipejit.bench.models import flops_per_token
 from pipejit.bench.parity import TOLERANCE, bf16_agreement, outputs_match
+from pipejit.bench.timing import interleaved, percentiles, rate
 from pipejit.engine.cpu_path import bf16_supported
 
 
 @dataclass
 class Case:
-    """A task on a model folder over a workload, with the call's task parameters."""
+    """A task on a model folder over a workload, with the call's task parameters.
+
+    ``unit`` and ``count_units``: what else one pass over ``inputs`` makes, counted
+    from the inputs and transformers' batch-1 outputs (new tokens, seconds of audio),
+    reported as units/s beside items/s."""
 
     name: str
     task: str
@@ -46,6 +54,8 @@ class Case:
     inputs: list
     call_kwargs: dict[str, Any] = field(default_factory=dict)
     text: bool = True  # count tokens and report the share of the ceiling
+    unit: str | None = None
+    count_units: Callable[[list, list], float] | None = None
 
 
 def run_case(
@@ -90,6 +100,9 @@ def run_case(
         "engines": list(engines),
         "runs": {},
     }
+    if case.count_units is not None:
+        result["unit"] = case.unit
+        result["units"] = case.count_units(case.inputs, expected)
     probes: list[machine_ceiling.Ceiling] = []
     if case.text:
         tokenizer = reference.tokenizer
@@ -110,15 +123,19 @@ def run_case(
                 runs[name].parity = runs[name].agreement["ok"]
             else:
                 runs[name].parity = outputs_match(first, expected, *tolerance)
-        for _ in range(repeats):
-            if case.text and device == "cpu":
-                probes.append(machine_ceiling.probe(rounds=1, repeats=2))
-            for name, engine in engines.items():
-                _sync(device)
-                start = time.perf_counter()
-                engine(case.inputs, batch_size=batch_size, **kwargs)
-                _sync(device)
-                runs[name].seconds.append(time.perf_counter() - start)
+        steps = {
+            name: lambda e=engine, b=batch_size: e(case.inputs, batch_size=b, **kwargs)
+            for name, engine in engines.items()
+        }
+        probe = lambda: probes.append(machine_ceiling.probe(rounds=1, repeats=2))  # noqa: E731
+        seconds = interleaved(
+            steps,
+            repeats,
+            device=device,
+            before_round=probe if case.text and device == "cpu" else None,
+        )
+        for name, values in seconds.items():
+            runs[name].seconds = values
         best = machine_ceiling.merge(probes) if probes else None
         result["runs"][batch_size] = {n: r.summary(result, best, n) for n, r in runs.items()}
         log(_line(case.name, batch_size, result["runs"][batch_size]))
@@ -160,14 +177,14 @@ class _EngineRun:
     agreement: dict | None = None  # bf16 against fp32: labels equal, cosine
 
     def summary(self, result: dict, ceiling, engine: str) -> dict:
-        items = result["items"]
         median = statistics.median(self.seconds)
         out = {
-            "items_per_s": items / median,
-            "spread": [items / max(self.seconds), items / min(self.seconds)],
+            **rate(result["items"], self.seconds),
             "warmup_seconds": self.warmup_seconds,
             "parity": self.parity,
         }
+        if "units" in result:
+            out["units_per_s"] = result["units"] / median
         if self.agreement is not None:
             out["agreement"] = self.agreement
         if "real_tokens" in result:
@@ -188,24 +205,13 @@ def _latency(case: Case, engines: dict, calls: int, device: str) -> dict:
     for engine in engines.values():
         engine(items[0], **case.call_kwargs)  # the batch-1 graph, outside the timings
     for item in items:
-        for name, engine in engines.items():
-            _sync(device)
-            start = time.perf_counter()
-            engine(item, **case.call_kwargs)
-            _sync(device)
-            seconds[name].append(1e3 * (time.perf_counter() - start))
-    return {name: _percentiles(values) for name, values in seconds.items()}
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]  # noqa: E731
-    return {"p50": statistics.median(ordered), "p90": pick(0.9), "p99": pick(0.99)}
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        steps = {
+            name: lambda e=engine, x=item: e(x, **case.call_kwargs)
+            for name, engine in engines.items()
+        }
+        for name, values in interleaved(steps, 1, device=device).items():
+            seconds[name] += values
+    return {name: percentiles(1e3 * s for s in values) for name, values in seconds.items()}
 
 
 def _peak_memory_mb(device: str) -> float:

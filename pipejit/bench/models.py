@@ -76,17 +76,21 @@ def vit_classifier(folder: Path, tiny: bool = False, seed: int = 0) -> str:
     return str(folder)
 
 
-def wav2vec2_ctc(folder: Path, tiny: bool = False, seed: int = 0) -> str:
-    """A wav2vec2-base-size CTC speech recogniser over letters, with random weights."""
+def wav2vec2_ctc(folder: Path, tiny: bool = False, seed: int = 0, layer_norm: bool = False) -> str:
+    """A wav2vec2-base-size CTC speech recogniser over letters, with random weights:
+    group norm without an attention mask (base-960h-style), or with ``layer_norm``
+    layer norm and an attention mask (lv60-style)."""
     letters = ["<pad>", "<s>", "</s>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz'"]
     vocab_file = Path(folder) / "vocab.json"
     Path(folder).mkdir(parents=True, exist_ok=True)
     vocab_file.write_text(json.dumps({c: i for i, c in enumerate(letters)}))
     tokenizer = transformers.Wav2Vec2CTCTokenizer(str(vocab_file))
-    extractor = transformers.Wav2Vec2FeatureExtractor(return_attention_mask=False)
+    extractor = transformers.Wav2Vec2FeatureExtractor(return_attention_mask=layer_norm)
     sizes = dict(conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), **TINY) if tiny else {}
     if tiny:
         sizes |= dict(num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    if layer_norm:
+        sizes |= dict(feat_extract_norm="layer", do_stable_layer_norm=True)
     config = transformers.Wav2Vec2Config(vocab_size=len(letters), pad_token_id=0, **sizes)
     torch.manual_seed(seed)
     transformers.Wav2Vec2ForCTC(config).eval().save_pretrained(folder)
@@ -106,8 +110,11 @@ def gpt2_lm(folder: Path, texts: list[str], tiny: bool = False, seed: int = 0) -
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=4096, special_tokens=["<|endoftext|>"])
-    tokenizer = transformers.GPT2TokenizerFast(
-        tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>"
+    tokenizer = transformers.GPT2TokenizerFast(  # pads on the left with EOS, as GPT-2 users do
+        tokenizer_object=bpe._tokenizer,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
     )
     sizes = dict(n_embd=32, n_layer=2, n_head=2) if tiny else {}
     eos = tokenizer.eos_token_id
@@ -116,5 +123,19 @@ def gpt2_lm(folder: Path, texts: list[str], tiny: bool = False, seed: int = 0) -
     )
     torch.manual_seed(seed)
     transformers.GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def gpt2_wordpiece_lm(folder: Path, tiny: bool = False, seed: int = 0) -> str:
+    """A gpt2-size causal LM (GPT-2's 50,257-token output layer) with random weights and
+    MiniLM's WordPiece tokenizer: ids past the tokenizer's vocabulary cannot be decoded,
+    so callers ask for token ids (``return_tensors=True``)."""
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
+    sizes = dict(n_embd=32, n_layer=2, n_head=2) if tiny else {}
+    torch.manual_seed(seed)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=50257, **sizes))
+    model.generation_config = transformers.GenerationConfig(pad_token_id=tokenizer.pad_token_id)
+    model.eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)

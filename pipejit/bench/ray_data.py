@@ -1,21 +1,18 @@
-"""Ray Data benchmark: the same rows through one process, and through 1 and N Ray actors.
+"""The ``ray`` suite: the same rows through one process, and through 1 and N Ray actors.
 
-``python -m pipejit.bench.ray_data`` starts a local Ray on this machine's cores,
-then alternates for ``--rounds`` rounds: single-process pipejit (one list call),
-and ``map_pipeline`` with 1 actor (all cores) and with ``--actors`` actors (the
-cores split between them). Each actor stamps when it became ready and when each
-batch ran, so the report separates startup (process, model load, warmup) from
-the steady state, and gives the Ray overhead per batch: the time an actor spends
-between two of its batches, outside the predictor.
+It starts a local Ray on this machine's cores, then alternates for the run's
+repeats: single-process pipejit (one list call), and ``map_pipeline`` with 1
+actor (all cores) and with ``--actors`` actors (the cores split between them).
+Each actor stamps when it became ready and when each batch ran, so the result
+separates startup (process, model load, warmup) from the steady state, and gives
+the Ray overhead per batch: the time an actor spends between two of its batches,
+outside the predictor.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +20,13 @@ from typing import Any
 import pipejit
 from pipejit.bench.models import random_classifier
 from pipejit.bench.parity import outputs_match
+from pipejit.bench.results import engine_run, settings_case, unsupported
+from pipejit.bench.suites import Options
 from pipejit.bench.workloads import queries
 from pipejit.integrations.ray import PipejitPredictor, map_pipeline
+
+BATCH_SIZE = 256
+COLUMNS = ("startup_s", "steady_rows_per_s", "overhead_ms_per_batch")
 
 
 class TimedPredictor(PipejitPredictor):
@@ -80,58 +82,13 @@ def ray_run(ds: Any, model: str, actors: int, cpus: int, batch_size: int) -> dic
     }
 
 
-def run_ray_bench(
-    model: str, texts: list[str], actors: int, rounds: int, batch_size: int, cpus: int
-) -> dict[str, Any]:
-    import ray
-
-    pipe = pipejit.pipeline("text-classification", model=model, compile=False)
-    expected = pipe(texts)
-    ds = ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)])
-    ds = ds.materialize()
-    runs: dict[str, list[dict[str, Any]]] = {"single-process": [], "ray-1": [], f"ray-{actors}": []}
-    parity = True
-    for _ in range(rounds):
-        start = time.time()
-        pipe(texts)
-        seconds = time.time() - start
-        rate = len(texts) / seconds
-        runs["single-process"].append(
-            {"wall_s": seconds, "rows_per_s": rate, "steady_rows_per_s": rate}
-        )
-        for count in (1, actors):
-            run = ray_run(ds, model, count, cpus, batch_size)
-            rows = sorted(run.pop("rows"), key=lambda r: r["id"])
-            parity &= [r["id"] for r in rows] == list(range(len(texts)))
-            parity &= outputs_match([r["output"] for r in rows], expected)
-            runs[f"ray-{count}"].append(run)
-    return {
-        "rows": len(texts),
-        "batch_size": batch_size,
-        "cpus": cpus,
-        "rounds": rounds,
-        "parity": parity,
-        "modes": {
-            name: {
-                key: round(statistics.median(run[key] for run in mode_runs), 3)
-                for key in mode_runs[0]
-            }
-            for name, mode_runs in runs.items()
-        },
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipejit.bench.ray_data", description=__doc__)
-    parser.add_argument("--model", help="a text-classification model (default: MiniLM-size)")
-    parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--actors", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
-    args = parser.parse_args(argv)
-    import ray
-
+def suite(folder: Path, options: Options) -> list[dict[str, Any]]:
+    """A MiniLM-size classifier (tiny with ``--tiny``) over ``16 x items`` queries."""
+    name = f"text-classification x queries, Ray Data with {options.actors} actors"
+    try:
+        import ray
+    except ImportError as error:
+        return [unsupported(name, "text-classification", f"ray is not installed ({error})")]
     cpus = os.cpu_count() or 1
     root = str(Path(pipejit.__file__).resolve().parents[1])
     ray.init(
@@ -143,18 +100,66 @@ def main(argv: list[str] | None = None) -> int:
     )
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            model = args.model or random_classifier("minilm", Path(folder))
-            report = run_ray_bench(
-                model, queries(args.rows), args.actors, args.rounds, args.batch_size, cpus
-            )
+        model = random_classifier("tiny" if options.tiny else "minilm", folder / "classifier")
+        texts = queries(16 * options.items)
+        return [run_ray_bench(name, model, texts, options.actors, options.repeats, cpus)]
     finally:
         ray.shutdown()
-    print(json.dumps(report, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
-    return 0 if report["parity"] else 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run_ray_bench(
+    name: str,
+    model: str,
+    texts: list[str],
+    actors: int,
+    rounds: int,
+    cpus: int,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, Any]:
+    """Single process, 1 actor and ``actors`` actors in turn for ``rounds`` rounds."""
+    import ray
+
+    pipe = pipejit.pipeline("text-classification", model=model, compile=False)
+    expected = pipe(texts)
+    ds = ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)])
+    ds = ds.materialize()
+    modes = {"single-process": 0, "ray-1-actor": 1, f"ray-{actors}-actors": actors}
+    done: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    parity = dict.fromkeys(modes, True)
+    for _ in range(rounds):
+        for mode, count in modes.items():
+            if not count:
+                start = time.time()
+                pipe(texts)
+                seconds = time.time() - start
+                rate = len(texts) / seconds
+                done[mode].append({"wall_s": seconds, "steady_rows_per_s": rate})
+                continue
+            run = ray_run(ds, model, count, cpus, batch_size)
+            rows = sorted(run.pop("rows"), key=lambda r: r["id"])
+            parity[mode] &= [r["id"] for r in rows] == list(range(len(texts)))
+            parity[mode] &= outputs_match([r["output"] for r in rows], expected)
+            done[mode].append(run)
+    cells = {
+        mode: engine_run(
+            len(texts),
+            [run["wall_s"] for run in mode_runs],
+            parity[mode],
+            **{k: statistics.median(r[k] for r in mode_runs) for k in COLUMNS if k in mode_runs[0]},
+        )
+        for mode, mode_runs in done.items()
+    }
+    return settings_case(
+        name,
+        task="text-classification",
+        axis="batch",
+        baseline="single-process",
+        items_name="rows",
+        columns=COLUMNS,
+        runs={batch_size: cells},
+        notes=[
+            f"{len(texts)} rows, {cpus} CPUs, {rounds} rounds interleaved; rows/s over the "
+            "whole run (startup included), steady rows/s from the first batch's start to the "
+            "last batch's end; overhead: an actor's time between two of its batches."
+        ],
+    )

@@ -1,4 +1,9 @@
-"""Benchmark reports: results.json, a markdown table per case, a throughput plot, comparisons."""
+"""Benchmark reports: results.json, a markdown table per case, a throughput plot, comparisons.
+
+Every case has one shape (``pipejit.bench.results``): engines at each setting of
+an axis (batch size, callers, clients, a kernel's shape), rates against a
+baseline engine (transformers unless the case names another).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,17 @@ import transformers
 import pipejit
 from pipejit.engine.cpu_path import cpu_flags
 
-ENGINES = ("transformers", "pipejit")  # every case has these; some add alternatives
+ENGINES = ("transformers", "pipejit")  # every task case has these; some add alternatives
 
 
 def engines_of(case: dict) -> list[str]:
     """The engines a case ran, in the order it ran them (older results: the two)."""
     return list(case.get("engines", ENGINES))
+
+
+def baseline_of(case: dict) -> str:
+    """The engine the others are divided by: transformers unless the case says."""
+    return case.get("baseline", "transformers")
 
 
 def machine(device: str) -> dict:
@@ -75,62 +85,107 @@ def markdown(results: dict) -> str:
             lines.append(f"Not supported in this build: {case['reason']}")
             continue
         lines += _case_table(case)
-    if results.get("kernels"):
-        lines += [
-            "",
-            "## kernels",
-            "",
-            "| kernel | impl | batch | row length | dtype | ms | GB/s |",
-        ]
-        lines.append("|:--|:--|--:|--:|:--|--:|--:|")
-        for r in results["kernels"]:
-            lines.append(
-                f"| {r['kernel']} | {r['impl']} | {r['batch']} | {r['row_length']} | "
-                f"{r['dtype']} | {r['ms']:.3f} | {r.get('gb_per_s', 0):.1f} |"
-            )
     return "\n".join(lines) + "\n"
 
 
 def _case_table(case: dict) -> list[str]:
-    engines = engines_of(case)
-    shares = "gemm_flops" in case
-    header = "| batch |" + "".join(f" {e} items/s |" for e in engines)
-    header += "".join(f" {e} vs transformers |" for e in engines[1:])
-    rule = "|--:|" + "--:|" * (2 * len(engines) - 1)
-    if shares:
-        header += "".join(f" {e} % ceiling |" for e in engines)
-        rule += "--:|" * len(engines)
-    header += " warmup (s) | parity |"
-    rule += "--:|:--|"
-    lines = [header, rule]
-    for batch, runs in case["runs"].items():
-        base = runs["transformers"]["items_per_s"]
-        row = f"| {batch} |" + "".join(f" {runs[e]['items_per_s']:.1f} |" for e in engines)
-        row += "".join(f" {runs[e]['items_per_s'] / base:.2f}x |" for e in engines[1:])
-        if shares:
-            row += "".join(f" {runs[e].get('ceiling_share', 0):.0%} |" for e in engines)
-        row += " " + " / ".join(f"{runs[e]['warmup_seconds']:.1f}" for e in engines[1:]) + " |"
-        failed = [e for e in engines if not runs[e]["parity"]]
-        row += f" {'FAILED: ' + ', '.join(failed) if failed else 'ok'} |"
-        lines.append(row)
+    engines, base = engines_of(case), baseline_of(case)
+    others = [e for e in engines if e != base]
+    cells = [run for runs in case["runs"].values() for run in runs.values()]
+    rate = f"{case.get('items_name', 'items')}/s"
+    columns: list[tuple[str, str, object]] = [(f"{e} {rate}", e, _rate) for e in engines]
+    columns += [(f"{e} vs {base}", e, _ratio(base)) for e in others]
+    if "unit" in case:
+        unit = f"{case['unit']}/s"
+        columns += [(f"{e} {unit}", e, _figure("units_per_s")) for e in engines]
+    if "gemm_flops" in case:
+        columns += [(f"{e} % ceiling", e, _share) for e in engines]
+    if any("latency_ms" in run for run in cells):
+        columns += [(f"{e} p50 / p99 ms", e, _latency) for e in engines]
+    for key in case.get("columns", []):
+        columns += [(f"{e} {key}", e, _figure(key)) for e in engines]
+    header = f"| {case.get('axis', 'batch')} |" + "".join(f" {c[0]} |" for c in columns)
+    rule = "|--:|" + "--:|" * len(columns)
+    if any("warmup_seconds" in run for run in cells):
+        header += " warmup (s) |"
+        rule += "--:|"
+    lines = [header + " parity |", rule + ":--|"]
+    for setting, runs in case["runs"].items():
+        row = f"| {setting} |"
+        for _, engine, cell in columns:
+            row += f" {cell(runs, engine) if engine in runs else '-'} |"
+        if "warmup_seconds" in header:
+            warm = [f"{runs[e]['warmup_seconds']:.1f}" for e in others if e in runs]
+            row += f" {' / '.join(warm) or '-'} |"
+        lines.append(row + f" {_parity_cell(runs)} |")
+    sentences = [_latency_sentence(case, engines)] if "latency_ms" in case else []
+    if "padding_ratio" in case:
+        sentences.append(f"Padding ratio {case['padding_ratio']:.1%}.")
+    if "peak_memory_mb" in case:
+        sentences.append(f"Peak memory {case['peak_memory_mb']:.0f} MB (process).")
+    if "ceiling" in case:
+        sentences.append(ceiling_sentence(case["ceiling"]))
+    elif "gemm_flops" in case:
+        ceiling = case["gemm_flops"] / 1e9
+        sentences.append(f"Ceiling {ceiling:.0f} GFLOP/s (fp32 GEMM probe, this run).")
+    if "unit" in case:
+        sentences.append(f"One pass makes {case['units']:.1f} {case['unit']}.")
+    sentences += case.get("notes", [])
+    agreement = _agreement_sentence(case).strip()
+    sentences += [agreement] if agreement else []
+    if case["failed"]:
+        sentences.append(f"**FAILED: an engine's outputs differ from {base}'s.**")
+    return lines + ["", " ".join(sentences)]
+
+
+def _rate(runs: dict, engine: str) -> str:
+    return f"{runs[engine]['items_per_s']:.1f}"
+
+
+def _ratio(base: str):
+    def cell(runs: dict, engine: str) -> str:
+        if base not in runs:
+            return "-"
+        return f"{runs[engine]['items_per_s'] / runs[base]['items_per_s']:.2f}x"
+
+    return cell
+
+
+def _share(runs: dict, engine: str) -> str:
+    return f"{runs[engine].get('ceiling_share', 0):.0%}"
+
+
+def _latency(runs: dict, engine: str) -> str:
+    latency = runs[engine].get("latency_ms")
+    return f"{latency['p50']:.1f} / {latency['p99']:.1f}" if latency else "-"
+
+
+def _figure(key: str):
+    def cell(runs: dict, engine: str) -> str:
+        value = runs[engine].get(key)
+        return "-" if value is None else f"{value:.3g}"
+
+    return cell
+
+
+def _parity_cell(runs: dict) -> str:
+    failed = [e for e, run in runs.items() if run.get("parity") is False]
+    if failed:
+        return "FAILED: " + ", ".join(failed)
+    return "ok" if any(run.get("parity") for run in runs.values()) else "not checked"
+
+
+def _latency_sentence(case: dict, engines: list[str]) -> str:
     latency = case["latency_ms"]
-    lines += [
-        "",
+    return (
         "Batch-1 latency p50 / p90 / p99: "
         + "; ".join(
             f"{e} {latency[e]['p50']:.1f} / {latency[e]['p90']:.1f} / {latency[e]['p99']:.1f} ms"
             for e in engines
             if e in latency
         )
-        + f". Padding ratio {case['padding_ratio']:.1%}; peak memory {case['peak_memory_mb']:.0f}"
-        " MB (process)."
-        + (f" {ceiling_sentence(case['ceiling'])}" if "ceiling" in case else "")
-        + (f" Ceiling {case['gemm_flops'] / 1e9:.0f} GFLOP/s (fp32 GEMM probe, this run)."
-           if shares and "ceiling" not in case else "")
-        + _agreement_sentence(case)
-        + (" **FAILED: an engine's outputs differ from transformers.**" if case["failed"] else ""),
-    ]  # fmt: skip
-    return lines
+        + "."
+    )
 
 
 def ceiling_sentence(ceiling: dict) -> str:
@@ -147,7 +202,7 @@ def _agreement_sentence(case: dict) -> str:
         (batch, runs[e]["agreement"])
         for batch, runs in case["runs"].items()
         for e in engines_of(case)
-        if "agreement" in runs[e]
+        if "agreement" in runs.get(e, {})
     ]
     if not found:
         return ""
@@ -159,7 +214,7 @@ def _agreement_sentence(case: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> bool:
-    """Items/s against batch size, one line per engine, a panel per case."""
+    """Items/s against each case's settings, one line per engine, a panel per case."""
     cases = [c for c in results["cases"] if c.get("supported", True) and c["runs"]]
     if not cases:
         return False
@@ -174,26 +229,42 @@ def plot(results: dict, path: Path) -> bool:
     for ax in axes.flat[len(cases) :]:
         ax.set_visible(False)
     for ax, case in zip(axes.flat, cases):
-        batches = [int(b) for b in case["runs"]]
-        for engine in engines_of(case):
-            rates = [case["runs"][b][engine]["items_per_s"] for b in case["runs"]]
-            low = [case["runs"][b][engine]["spread"][0] for b in case["runs"]]
-            high = [case["runs"][b][engine]["spread"][1] for b in case["runs"]]
-            ax.plot(batches, rates, marker="o", label=engine)
-            ax.fill_between(batches, low, high, alpha=0.2)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(batches, [str(b) for b in batches])
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("items/s")
-        ax.set_title(case["case"], fontsize=9)
-        ax.set_ylim(bottom=0)
-        ax.legend()
+        _panel(ax, case)
     m = results["machine"]
     fig.suptitle(f"pipejit-bench {results['suite']}: {m.get('gpu') or m['cpu']}, {m['date']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def _panel(ax, case: dict) -> None:
+    """One case: numeric settings on a log2 axis, others (kernel shapes) side by side."""
+    settings = list(case["runs"])
+    numeric = all(str(s).isdigit() for s in settings)
+    xs = [int(s) for s in settings] if numeric else list(range(len(settings)))
+    rates = []
+    for engine in engines_of(case):
+        cells = [case["runs"][s].get(engine) for s in settings]
+        points = [(x, c) for x, c in zip(xs, cells) if c is not None]
+        if not points:
+            continue
+        x = [p[0] for p in points]
+        ax.plot(x, [c["items_per_s"] for _, c in points], marker="o", label=engine)
+        low, high = ([c["spread"][i] for _, c in points] for i in (0, 1))
+        ax.fill_between(x, low, high, alpha=0.2)
+        rates += [c["items_per_s"] for _, c in points]
+    if numeric:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(s) for s in settings], rotation=0 if numeric else 60, fontsize=7)
+    ax.set_xlabel(case.get("axis", "batch size"))
+    ax.set_ylabel(f"{case.get('items_name', 'items')}/s")
+    if rates and min(rates) > 0 and max(rates) / min(rates) > 100:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_title(case["case"], fontsize=9)
+    ax.legend(fontsize=7)
 
 
 def compare(a: dict, b: dict) -> str:
@@ -216,7 +287,7 @@ def compare(a: dict, b: dict) -> str:
             if batch not in other["runs"]:
                 continue
             for engine in engines_of(case):
-                if engine not in other["runs"][batch]:
+                if engine not in runs or engine not in other["runs"][batch]:
                     continue
                 x, y = runs[engine]["items_per_s"], other["runs"][batch][engine]["items_per_s"]
                 lines.append(

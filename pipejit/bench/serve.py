@@ -1,31 +1,104 @@
-"""Serving benchmark: concurrent one-input callers, direct calls against the micro-batcher.
+"""The ``serve`` suite: concurrent one-input callers, direct calls against the micro-batcher.
 
-``python -m pipejit.bench.serve``: ``--callers`` threads each call in a closed
-loop (send, wait for the answer, send the next) until ``--requests`` are done;
-once calling the pipeline directly, once through ``pipe.serve()``. The two modes
-alternate for ``--rounds`` rounds (this shared CPU's speed drifts), every served
-answer is checked against the direct one, and the report gives requests/s and
-the p50/p99 latency of each mode.
+At each caller count, ``callers`` threads each call in a closed loop (send, wait
+for the answer, send the next) until the requests are done: once calling the
+pipeline directly, once through ``pipe.serve()``. The two alternate for the run's
+repeats (this shared CPU's speed drifts); every served answer is checked against
+the direct one. Per engine: requests/s and the latency percentiles of every request.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import pipejit
 from pipejit.bench.models import random_classifier
 from pipejit.bench.parity import outputs_match
+from pipejit.bench.results import engine_run, settings_case
+from pipejit.bench.suites import Options
 from pipejit.bench.workloads import queries
+
+MAX_WAIT_MS = 5.0
+CHECKED = 64  # served answers checked against direct ones, per round
+
+
+def suite(folder: Path, options: Options) -> list[dict[str, Any]]:
+    """A MiniLM-size classifier (tiny with ``--tiny``) over ``4 x items`` queries."""
+    size = "tiny" if options.tiny else "minilm"
+    model = random_classifier(size, folder / "classifier")
+    wait = MAX_WAIT_MS if options.max_wait_ms is None else options.max_wait_ms
+    return [
+        micro_batcher(
+            f"text-classification {size} x queries, one per request",
+            model,
+            queries(4 * options.items),
+            options.callers,
+            options.repeats,
+            compile=options.compile,
+            device=options.device,
+            max_wait_ms=wait,
+        )
+    ]
+
+
+def micro_batcher(
+    name: str,
+    model: str,
+    texts: list[str],
+    callers: list[int],
+    rounds: int,
+    *,
+    compile: bool,
+    device: str,
+    max_wait_ms: float,
+) -> dict[str, Any]:
+    """Direct calls against ``pipe.serve()`` at each caller count, rounds interleaved."""
+    pipe = pipejit.pipeline("text-classification", model=model, compile=compile, device=device)
+    pipe.warmup()
+    expected = [pipe(text) for text in texts[:CHECKED]]  # also warms the batch-1 shapes
+    done: dict[int, dict[str, list]] = {c: {"direct": [], "micro-batcher": []} for c in callers}
+    parity = {c: True for c in callers}
+    with pipe.serve(max_wait_ms=max_wait_ms) as server:
+        served = lambda text: server.submit(text).result()  # noqa: E731
+        closed_loop(served, texts[:CHECKED], max(callers))  # warm the batch shapes
+        for _ in range(rounds):
+            for count in callers:
+                done[count]["direct"].append(closed_loop(pipe, texts, count))
+                run = closed_loop(served, texts, count)
+                done[count]["micro-batcher"].append(run)
+                parity[count] &= outputs_match(run["outputs"][:CHECKED], expected)
+        stats = server.stats()
+    runs = {
+        count: {
+            engine: engine_run(
+                len(texts),
+                [run["seconds"] for run in engine_runs],
+                True if engine == "direct" else parity[count],
+                [x for run in engine_runs for x in run["latencies"]],
+            )
+            for engine, engine_runs in cells.items()
+        }
+        for count, cells in done.items()
+    }
+    return settings_case(
+        name,
+        task="text-classification",
+        axis="callers",
+        baseline="direct",
+        items_name="requests",
+        runs=runs,
+        notes=[
+            f"{len(texts)} requests per round, {rounds} rounds interleaved, "
+            f"max_wait_ms={max_wait_ms}, {'compiled' if compile else 'eager'}; the "
+            f"micro-batcher formed batches of {stats['batch_size_mean']:.2f} requests on "
+            f"average ({stats['batches']} batches, {stats['failed']} failed)."
+        ],
+        server_stats={k: stats[k] for k in ("batches", "wait_ms", "latency_ms", "failed")},
+    )
 
 
 def closed_loop(call: Callable[[str], Any], texts: list[str], callers: int) -> dict[str, Any]:
@@ -52,80 +125,3 @@ def closed_loop(call: Callable[[str], Any], texts: list[str], callers: int) -> d
     for thread in threads:
         thread.join()
     return {"seconds": time.perf_counter() - start, "latencies": latencies, "outputs": outputs}
-
-
-def run_serve_bench(
-    model: str, texts: list[str], callers: int, rounds: int, compile: bool, max_wait_ms: float
-) -> dict[str, Any]:
-    pipe = pipejit.pipeline("text-classification", model=model, compile=compile)
-    pipe.warmup()
-    expected = [pipe(text) for text in texts[:64]]  # also warms the batch-1 shapes
-    runs: dict[str, list[dict[str, Any]]] = {"direct": [], "micro-batcher": []}
-    with pipe.serve(max_wait_ms=max_wait_ms) as server:
-        closed_loop(lambda t: server.submit(t).result(), texts[:64], callers)  # warm batches
-        parity = True
-        for _ in range(rounds):
-            runs["direct"].append(closed_loop(pipe, texts, callers))
-            served = closed_loop(lambda t: server.submit(t).result(), texts, callers)
-            runs["micro-batcher"].append(served)
-            parity &= outputs_match(served["outputs"][:64], expected)
-        stats = server.stats()
-    return {
-        "requests": len(texts),
-        "callers": callers,
-        "rounds": rounds,
-        "compile": compile,
-        "max_wait_ms": max_wait_ms,
-        "torch_threads": torch.get_num_threads(),
-        "parity": parity,
-        "modes": {name: request_summary(mode_runs) for name, mode_runs in runs.items()},
-        "batch_size_mean": round(stats["batch_size_mean"], 2),
-        "server_stats": {k: stats[k] for k in ("batches", "wait_ms", "latency_ms", "failed")},
-    }
-
-
-def request_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rounds of requests (their wall seconds and each request's latency) to the median
-    requests/s, each round's, and the p50/p99 latency over all of them."""
-    rates = [len(run["latencies"]) / run["seconds"] for run in runs]
-    latencies = sorted(x for run in runs for x in run["latencies"])
-
-    def at(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
-
-    return {
-        "requests_per_s": round(statistics.median(rates), 1),
-        "requests_per_s_each_round": [round(r, 1) for r in rates],
-        "p50_ms": at(0.5),
-        "p99_ms": at(0.99),
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipejit.bench.serve", description=__doc__)
-    parser.add_argument("--model", help="a text-classification model (default: MiniLM-size)")
-    parser.add_argument("--requests", type=int, default=512)
-    parser.add_argument("--callers", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
-    parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        model = args.model or random_classifier("minilm", Path(folder))
-        report = run_serve_bench(
-            model,
-            queries(args.requests),
-            args.callers,
-            args.rounds,
-            not args.no_compile,
-            args.max_wait_ms,
-        )
-    print(json.dumps(report, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
-    return 0 if report["parity"] else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

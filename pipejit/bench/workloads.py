@@ -68,19 +68,59 @@ def images(count: int, seed: int = 0) -> list:
     return out
 
 
-def audio_clips(count: int, seed: int = 0, sampling_rate: int = 16_000) -> list[np.ndarray]:
-    """Mono float32 clips of 1 to 30 seconds: tones in noise, at ``sampling_rate``."""
+def audio_clips(
+    count: int, seed: int = 0, sampling_rate: int = 16_000, longest_s: float = 30
+) -> list[np.ndarray]:
+    """Mono float32 clips of 1 to 30 (``longest_s``) seconds: tones in noise."""
     rng = np.random.default_rng(seed)
     clips = []
-    for seconds in rng.uniform(1, 30, size=count):
+    for seconds in rng.uniform(1, longest_s, size=count):
         t = np.arange(int(seconds * sampling_rate)) / sampling_rate
         tone = np.sin(2 * np.pi * rng.uniform(100, 1000) * t)
         clips.append((0.3 * tone + 0.05 * rng.standard_normal(t.shape)).astype(np.float32))
     return clips
 
 
-def prompts(count: int, seed: int = 0) -> list[str]:
-    """Generation prompts of mixed lengths, 4 to 60 words."""
+def prompts(count: int, seed: int = 0, most_words: int = 60) -> list[str]:
+    """Generation prompts of mixed lengths, 4 to ``most_words`` (60) words."""
     rng = np.random.default_rng(seed)
     words = np.array(VOCABULARY)
-    return [" ".join(rng.choice(words, size=n)) for n in rng.integers(4, 61, size=count)]
+    lengths = rng.integers(4, most_words + 1, size=count)
+    return [" ".join(rng.choice(words, size=n)) for n in lengths]
+
+
+def noise_images(count: int, seed: int = 0, low: int = 96, high: int = 640) -> list:
+    """PIL images of uniform noise, each side from ``low`` to ``high`` pixels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        height, width = (int(v) for v in rng.integers(low, high + 1, size=2))
+        pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        out.append(Image.fromarray(pixels, mode="RGB"))
+    return out
+
+
+def long_clips(
+    count: int, seed: int = 0, sampling_rate: int = 16_000, longest_s: float = 60
+) -> list[np.ndarray]:
+    """Clips of 5 to 60 (``longest_s``) seconds, evenly spread, shuffled: tones changing
+    every quarter second, in noise; most longer than a 30-second window, so chunked."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for duration in rng.permutation(np.linspace(5, longest_s, count)):
+        n = int(duration * sampling_rate)
+        t = np.arange(n) / sampling_rate
+        pitch = np.repeat(rng.uniform(100, 2000, size=n // 4000 + 1), 4000)[:n]
+        wave = 0.3 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(n)
+        out.append(wave.astype(np.float32))
+    return out
+
+
+PANGRAM = "the quick brown fox jumps over the lazy dog while a zebra eats hay at noon "
+
+
+def speech_texts(count: int) -> list[str]:
+    """Texts to speak, of 8 to 48 characters in a shuffled order of lengths."""
+    return [(PANGRAM * 2)[: 8 + (i * 17) % 41].strip() for i in range(count)]
