@@ -118,7 +118,11 @@ def optimize_for_cpu(
     choice.attention = current
     default = f"aten+{current}"
     setups: dict[str, Setup] = {default: lambda m: None}
-    if autocast is None and _onednn_available() and any(type(m) is torch.nn.Linear for m in model.modules()):
+    if (
+        autocast is None
+        and _onednn_available()
+        and any(type(m) is torch.nn.Linear for m in model.modules())
+    ):
         setups[f"onednn+{current}"] = use_onednn_linears
     other = {"sdpa": "eager", "eager": "sdpa"}.get(current)
     if other is not None and _can_set_attention(model, other):

@@ -181,7 +181,12 @@ def test_autocast_freezes_weights_into_the_compiled_forward():
     def first_output(freeze: bool) -> tuple[torch.Tensor, torch.Tensor]:
         net = Net().eval()
         runner = Runner(
-            net, compile=True, dynamic=True, dynamic_dims=(0,), autocast=torch.bfloat16, freeze=freeze
+            net,
+            compile=True,
+            dynamic=True,
+            dynamic_dims=(0,),
+            autocast=torch.bfloat16,
+            freeze=freeze,
         )
         x = torch.randn(3, 32)
         before = runner({"x": x})
