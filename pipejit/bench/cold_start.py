@@ -1,55 +1,111 @@
 """Cold against warm process start: the time to a first compiled result, in fresh processes.
 
-``python -m pipejit.bench.cold_start`` runs rounds of two subprocesses, one after
-the other (a shared machine's speed drifts: compare within a round), each with
-its own empty inductor cache directory, so that only what is measured can help:
-- ``cold``: nothing cached; compiles, then writes its artifacts to a fresh
-  ``compile_cache`` folder;
-- ``warm``: loads that folder (``torch.compiler.load_cache_artifacts``) into its own
-  empty inductor cache first, as a fresh machine or container would;
-- ``local``: no artifacts folder, but the cold run's inductor cache directory:
-  torch's own on-disk cache on the same machine.
-On a CPU the artifacts hold inductor's generated code but not the C++ kernels
-built from it, which ``warm`` compiles again and ``local`` finds on disk; on CUDA
-the artifacts carry the compiled Triton kernels as well.
+The ``cold-start`` suite runs rounds of three subprocesses, one after the other (a
+shared machine's speed drifts: compare within a round), each building
+``pipejit.pipeline(..., compile_cache=folder)`` and calling it once:
+- ``cold``: an empty folder; compiles, and fills the folder (its artifacts and,
+  as ``inductor/``, inductor's cache directory);
+- ``warm``: the folder the cold start filled, as the next start on the same machine
+  or in an image built with it;
+- ``artifacts``: only the folder's portable artifacts, with an empty inductor cache
+  directory of its own, as a fresh machine given the artifact files alone.
 Each reports the whole process's seconds, the seconds from ``pipejit.pipeline(...)``
-to the first result, the compile seconds within it, and the artifacts it loaded.
+to the first result, the compile seconds within it and the artifacts it loaded; its
+outputs are checked against transformers.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from pipejit.bench.models import minilm_folder
+from pipejit.bench.models import random_classifier
+from pipejit.bench.parity import TOLERANCE, outputs_match
+from pipejit.bench.results import engine_run, settings_case
+from pipejit.bench.suites import Options
+from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV, SUFFIX
 
+TASK = "text-classification"
 TEXTS = ["a short one", "a somewhat longer sentence about the weather in paris today"] * 4
+STARTS = ("cold", "warm", "artifacts")
+COLUMNS = ("first_result_seconds", "compile_seconds", "artifacts_loaded")
 
 
-def tiny_classifier(folder: Path, layers: int, hidden: int) -> str:
-    """A small BERT classifier with random weights and MiniLM's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+def suite(folder: Path, options: Options) -> list[dict[str, Any]]:
+    """The distilbert-size classifier (tiny with ``--tiny``): ``options.repeats`` rounds."""
+    import transformers
 
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 64),
-        intermediate_size=4 * hidden,
-        num_labels=2,
+    size = "tiny" if options.tiny else "distilbert"
+    model = random_classifier(size, folder / "classifier")
+    expected = transformers.pipeline(TASK, model=model)(TEXTS, batch_size=1)
+    done: dict[str, list[dict]] = {start: [] for start in STARTS}
+    for round_ in range(options.repeats):
+        for start, run in starts(model, folder / f"round-{round_}").items():
+            done[start].append(run)
+    runs = {
+        start: engine_run(
+            1,
+            [r["process_seconds"] for r in results],
+            all(outputs_match(r["outputs"], expected, *TOLERANCE["float32"]) for r in results),
+            **{c: statistics.median(r[c] for r in results) for c in COLUMNS},
+        )
+        for start, results in done.items()
+    }
+    return [
+        settings_case(
+            f"{TASK} {size}: a new process's first compiled result",
+            task=TASK,
+            axis="model",
+            baseline="cold",
+            items_name="process starts",
+            columns=COLUMNS,
+            runs={size: runs},
+            notes=[
+                "cold: an empty compile_cache folder; warm: the folder the cold start filled; "
+                "artifacts: the folder's portable artifacts alone, with an empty inductor "
+                "cache directory (a fresh machine given only those files)."
+            ],
+        )
+    ]
+
+
+def starts(model: str, scratch: Path) -> dict[str, dict]:
+    """One round: the cold start, then the warm one on its folder, then one on its artifacts."""
+    cache = scratch / "cache"
+    results = {"cold": run_child(model, cache), "warm": run_child(model, cache)}
+    portable = scratch / "artifacts-only"
+    portable.mkdir(parents=True)
+    for path in cache.glob(f"*{SUFFIX}"):
+        shutil.copy(path, portable / path.name)
+    results["artifacts"] = run_child(model, portable, inductor=scratch / "empty-inductor")
+    return results
+
+
+def run_child(model: str, cache: Path, inductor: Path | None = None) -> dict:
+    """One process start on the ``cache`` folder; inductor's cache directory is the
+    folder's own unless ``inductor`` names another."""
+    env = {k: v for k, v in os.environ.items() if k != INDUCTOR_CACHE_ENV}
+    if inductor is not None:
+        env[INDUCTOR_CACHE_ENV] = str(inductor)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipejit.bench.cold_start", model, str(cache)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).eval().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    if done.returncode != 0:
+        raise RuntimeError(f"a process start on {cache} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"process_seconds": time.perf_counter() - start, **result}
 
 
 def child(model: str, cache: str) -> dict:
@@ -57,66 +113,19 @@ def child(model: str, cache: str) -> dict:
     import pipejit
 
     start = time.perf_counter()
-    pipe = pipejit.pipeline("text-classification", model=model, compile_cache=cache)
-    loaded = pipe.compile_cache.loaded_files
-    artifacts = len(pipe.compile_cache.known)
-    pipe(TEXTS, batch_size=8)
+    pipe = pipejit.pipeline(TASK, model=model, compile_cache=cache)
+    outputs = pipe(TEXTS, batch_size=8)
     stats = pipe.stats()
     return {
         "first_result_seconds": time.perf_counter() - start,
         "compile_seconds": sum(stats["compile_seconds"].values()),
         "compiles": stats["compiles"],
-        "cache_files_loaded": loaded,
-        "artifacts_loaded": artifacts,
+        "cache_files_loaded": pipe.compile_cache.loaded_files,
+        "artifacts_loaded": len(pipe.compile_cache.known),
+        "inductor_dir": str(pipe.compile_cache.inductor_dir),
+        "outputs": outputs,
     }
 
 
-def run_child(model: str, cache: Path, scratch: Path, name: str, inductor: str = "") -> dict:
-    """One process start on the ``cache`` folder, in the inductor cache directory
-    ``inductor`` (by default its own, empty)."""
-    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(scratch / f"inductor-{inductor or name}"))
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipejit.bench.cold_start", "--child", model, str(cache)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the {name} process failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"process_seconds": time.perf_counter() - start, **result}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipejit.bench.cold_start", description=__doc__)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--child", nargs=2, metavar=("MODEL", "CACHE"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(*args.child)))
-        return 0
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        model = tiny_classifier(root / "model", args.layers, args.hidden)
-        for round_ in range(args.rounds):
-            cache = root / f"compile-cache-{round_}"
-            runs = {
-                "cold": (cache, ""),
-                "warm": (cache, ""),
-                "local": (root / f"no-artifacts-{round_}", f"cold-{round_}"),
-            }
-            for name, (folder, inductor) in runs.items():
-                result = run_child(model, folder, root, f"{name}-{round_}", inductor)
-                print(
-                    f"round {round_} {name}",
-                    json.dumps({k: round(v, 2) for k, v in result.items()}),
-                )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the child process of ``run_child``
+    print(json.dumps(child(*sys.argv[1:3])))

@@ -106,7 +106,8 @@ def _case_table(case: dict) -> list[str]:
         columns += [(f"{e} {key}", e, _figure(key)) for e in engines]
     header = f"| {case.get('axis', 'batch')} |" + "".join(f" {c[0]} |" for c in columns)
     rule = "|--:|" + "--:|" * len(columns)
-    if any("warmup_seconds" in run for run in cells):
+    warmups = any("warmup_seconds" in run for run in cells)
+    if warmups:
         header += " warmup (s) |"
         rule += "--:|"
     lines = [header + " parity |", rule + ":--|"]
@@ -114,7 +115,7 @@ def _case_table(case: dict) -> list[str]:
         row = f"| {setting} |"
         for _, engine, cell in columns:
             row += f" {cell(runs, engine) if engine in runs else '-'} |"
-        if "warmup_seconds" in header:
+        if warmups:
             warm = [f"{runs[e]['warmup_seconds']:.1f}" for e in others if e in runs]
             row += f" {' / '.join(warm) or '-'} |"
         lines.append(row + f" {_parity_cell(runs)} |")

@@ -189,6 +189,12 @@ SETTINGS_SUITES = {
         "pipejit serve against a FastAPI app calling transformers per request",
         "--clients --max-wait-ms --items (x2 requests)",
     ),
+    "cold-start": (
+        "pipejit.bench.cold_start:suite",
+        "a new process's first compiled result: cold, warm from its compile_cache folder, "
+        "and from the folder's portable artifacts alone",
+        "--repeats --tiny",
+    ),
     "ray": (
         "pipejit.bench.ray_data:suite",
         "Ray Data: single process, 1 actor, N actors",

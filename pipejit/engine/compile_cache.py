@@ -1,15 +1,18 @@
-"""A persistent compile cache in a folder, through ``torch.compiler``'s public artifact API.
+"""A persistent compile cache in a folder: what a process start needs to skip compiling.
 
-torch already keeps inductor's compiled code in a local cache directory; this
-folder carries the same artifacts (``torch.compiler.save_cache_artifacts``) to a
-fresh machine or container, where ``load_cache_artifacts`` puts them back before
-the first compile. Dynamo still traces the model in a new process: what the warm
-start skips is inductor's lowering and code generation, and on CUDA the Triton
-kernel builds (bundled into the artifacts). On a CPU the C++ kernels are not in the
-artifacts and are built again, so there it gains little (measured with
-``python -m pipejit.bench.cold_start``: first result 17.7 s cold, 16.1 s from the
-artifacts, 5.0 s from torch's own on-disk cache of the same machine); point
-``TORCHINDUCTOR_CACHE_DIR`` at a lasting folder for warm starts on one machine.
+Two things go in the folder:
+- the artifacts of ``torch.compiler``'s public API (``save_cache_artifacts``), which
+  ``load_cache_artifacts`` puts back before the first compile: inductor's generated
+  code and, on CUDA, the built Triton kernels. They are portable to a fresh machine
+  or container, but on a CPU they lack the C++ kernels built from that code, so a
+  start from them alone still spends most of a compile building those;
+- inductor's own cache directory, as ``inductor/`` in the folder, which holds those
+  built kernels: the folder is made inductor's cache directory for the process
+  (``TORCHINDUCTOR_CACHE_DIR``) unless the user chose another one, which is kept.
+  Its entries are keyed by machine and compiler, so a folder carried to another CPU
+  misses cleanly and compiles again.
+Dynamo still traces the model in each new process. Measured with
+``pipejit-bench run --suite cold-start``.
 
 Each process that compiles something new writes one file of its artifacts; a
 start loads every file. Files only ever add artifacts, so two processes writing
@@ -23,8 +26,11 @@ import time
 from pathlib import Path
 
 import torch
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
 SUFFIX = ".torchcache"
+INDUCTOR_DIR = "inductor"
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
 class CompileCache:
@@ -37,9 +43,12 @@ class CompileCache:
         self.loaded_files = 0
         # (kind, key) of every artifact loaded or saved: a save of nothing new writes no file
         self.known: set[tuple[str, str]] = set()
+        self.inductor_dir: Path | None = None  # inductor's cache directory, once loaded
 
     def load(self) -> int:
-        """Load every artifact file of the folder; returns how many artifacts they held."""
+        """Make the folder inductor's cache directory where no other is set, and load
+        every artifact file of the folder; returns how many artifacts they held."""
+        self.inductor_dir = self._inductor_dir()
         if not self.folder.is_dir():
             return 0
         for path in sorted(self.folder.glob(f"*{SUFFIX}")):
@@ -65,6 +74,16 @@ class CompileCache:
         partial.replace(path)  # atomic: a concurrent load never reads half a file
         self.known |= keys
         return path
+
+    def _inductor_dir(self) -> Path:
+        # importing dynamo sets the variable to torch's default: that one is not a choice
+        chosen = os.environ.get(INDUCTOR_CACHE_ENV)
+        if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+            return Path(chosen)
+        folder = (self.folder / INDUCTOR_DIR).absolute()
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[INDUCTOR_CACHE_ENV] = str(folder)
+        return folder
 
 
 def _keys(info) -> set[tuple[str, str]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +50,9 @@ ISA_FLAGS = (
     "amx_int8",
 )
 SPIKE = 2.0  # a forward this many times its recent best means other work took the cores
+# below this share of its threads' CPU time a forward lost cores to other work (measured on
+# a 2-core Xeon: 0.99 alone, 0.58 beside one busy process)
+BUSY = 0.8
 MARGIN = 0.07  # a candidate must be this much faster than the default to be chosen
 EXAMPLE_SHAPE = (2, 48)  # rows x tokens of the timed batch
 ROUNDS = 3
@@ -316,6 +318,8 @@ class ThreadChooser:
         self.window = window
         self.first_interval = explore_every
         self.costs: dict[tuple[bool, int], list[float]] = {}
+        # the process's CPU seconds per thread per wall second of recent forwards
+        self.cpu_shares: dict[tuple[bool, int], list[float]] = {}
         self.calls = 0
         self.interval = {True: explore_every, False: explore_every}
         self.next_explore = {True: explore_every, False: explore_every}
@@ -346,13 +350,15 @@ class ThreadChooser:
         return others[self.calls % len(others)]
 
     def contended(self, single_row: bool) -> bool:
-        """Whether other work competes for the cores: the last forward at the current count
-        cost ``SPIKE`` times its best recent one, or the run queue holds more threads than
-        this process's plus one."""
-        costs = self.costs.get((single_row, self.best(single_row)), [])
+        """Whether other work competes for the cores, judged by the last forward at the
+        current count (not its first, which compiled): it cost ``SPIKE`` times its best
+        recent one, or its threads got less than ``BUSY`` of the CPU time they would
+        have had to themselves (a descheduled thread's share goes to another process)."""
+        key = (single_row, self.best(single_row))
+        costs, shares = self.costs.get(key, []), self.cpu_shares.get(key, [])
         if len(costs) >= 2 and costs[-1] > SPIKE * min(costs):
             return True
-        return _load_average() > self.counts[0] + 1
+        return len(shares) >= 2 and shares[-1] < BUSY
 
     def best(self, single_row: bool) -> int:
         """The count with the lowest recent cost per token (the first count until measured)."""
@@ -361,10 +367,22 @@ class ThreadChooser:
             return self.counts[0]
         return min(measured, key=lambda n: min(self.costs[(single_row, n)]))
 
-    def record(self, single_row: bool, threads: int, seconds: float, tokens: int) -> None:
+    def record(
+        self,
+        single_row: bool,
+        threads: int,
+        seconds: float,
+        tokens: int,
+        cpu_seconds: float | None = None,
+    ) -> None:
+        """One forward: its wall ``seconds`` and, when known, the process's CPU seconds."""
         costs = self.costs.setdefault((single_row, threads), [])
         costs.append(seconds / max(tokens, 1))
         del costs[: -self.window]
+        if cpu_seconds is not None and seconds > 0:
+            shares = self.cpu_shares.setdefault((single_row, threads), [])
+            shares.append(cpu_seconds / (threads * seconds))
+            del shares[: -self.window]
 
     def wrap(self, forward: Callable[[dict[str, torch.Tensor]], Any]):
         """``forward(inputs)`` run at the chosen thread count, timed into the choice."""
@@ -374,11 +392,12 @@ class ThreadChooser:
             single = first.shape[0] == 1
             threads, previous = self.pick(single), torch.get_num_threads()
             torch.set_num_threads(threads)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return forward(inputs)
             finally:
-                self.record(single, threads, time.perf_counter() - start, first.numel())
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+                self.record(single, threads, seconds, first.numel(), cpu)
                 torch.set_num_threads(previous)
 
         return threaded
@@ -389,11 +408,3 @@ class ThreadChooser:
             for (s, n), c in sorted(self.costs.items())
             if c
         }
-
-
-def _load_average() -> float:
-    """The machine's one-minute load average (0 where the platform has none)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 0.0

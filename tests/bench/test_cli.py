@@ -35,6 +35,14 @@ def test_run_writes_results_table_and_plot(quick_run):
         assert 0 <= case["padding_ratio"] < 1 and case["peak_memory_mb"] > 0
     table = (quick_run / "results.md").read_text()
     assert "## text-classification tiny x sentences" in table and "| 2 |" in table
+    header, _, row = next(
+        lines
+        for lines in zip(*[table.splitlines()[i:] for i in range(3)])
+        if lines[0].startswith("| batch |")
+    )
+    cells = dict(zip(header.split("|"), row.split("|")))
+    float(cells[" warmup (s) "])  # pipejit's first pass, apart from the timed ones
+    assert cells[" parity "].strip() == "ok"
     assert (quick_run / "throughput.png").read_bytes()[:4] == b"\x89PNG"
 
 

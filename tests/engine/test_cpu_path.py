@@ -115,17 +115,17 @@ def test_pipeline_on_onednn_path_matches_transformers(model_folder, monkeypatch)
     assert plain.stats()["cpu_path"] is None
 
 
-def test_thread_chooser_follows_the_cheaper_count_and_backs_off(monkeypatch):
-    monkeypatch.setattr(cpu_path, "_load_average", lambda: 8.0)  # a busy machine
+def test_thread_chooser_follows_the_cheaper_count_and_backs_off():
     chooser = ThreadChooser(counts=(2, 1), explore_every=4)
     cost = {2: 10.0, 1: 1.0}  # seconds per token: one thread is faster (a contended machine)
     picks = []
     for _ in range(60):
         n = chooser.pick(single_row=False)
         picks.append(n)
-        chooser.record(False, n, cost[n] * 8, tokens=8)
-    assert picks[:2] == [2, 1]  # each count measured once first
-    explorations = [i for i, n in enumerate(picks[2:], start=2) if n == 2]
+        # a busy machine: the two threads get half the CPU time they would alone
+        chooser.record(False, n, cost[n] * 8, tokens=8, cpu_seconds=cost[n] * 8 * n / 2)
+    assert picks[:3] == [2, 2, 1]  # the count with fewer threads is tried once it looks busy
+    explorations = [i for i, n in enumerate(picks[3:], start=3) if n == 2]
     gaps = [b - a for a, b in zip(explorations, explorations[1:])]
     assert gaps == [4, 8, 16]  # exploring less often while the choice holds
     cost.update({2: 0.1})  # the machine frees up: all threads win again
@@ -136,23 +136,21 @@ def test_thread_chooser_follows_the_cheaper_count_and_backs_off(monkeypatch):
     assert chooser.best(True) == 2  # single rows are measured apart, none yet
 
 
-def test_thread_chooser_tries_fewer_threads_only_once_the_machine_looks_busy(monkeypatch):
-    load = {"now": 0.5}
-    monkeypatch.setattr(cpu_path, "_load_average", lambda: load["now"])
+def test_thread_chooser_tries_fewer_threads_only_once_the_machine_looks_busy():
     chooser = ThreadChooser(counts=(2, 1), explore_every=4)
     picks = []
-    for _ in range(40):  # quiet and steady: another count would cost a compile for nothing
+    for _ in range(40):  # alone and steady: another count would cost a compile for nothing
         n = chooser.pick(single_row=False)
         picks.append(n)
-        chooser.record(False, n, 1.0, tokens=1)
+        chooser.record(False, n, 1.0, tokens=1, cpu_seconds=2.0)
     assert set(picks) == {2}
-    chooser.record(False, 2, 3.0, tokens=1)  # a forward three times its best: contention
+    chooser.record(False, 2, 3.0, tokens=1, cpu_seconds=6.0)  # three times its best
     assert chooser.pick(single_row=False) == 1
-    quiet = ThreadChooser(counts=(2, 1))
-    quiet.record(False, 2, 1.0, tokens=1)
-    assert quiet.pick(single_row=False) == 2
-    load["now"] = 4.0  # more runnable threads than this process's two, plus one
-    assert quiet.pick(single_row=False) == 1
+    shared = ThreadChooser(counts=(2, 1))
+    shared.record(False, 2, 9.0, tokens=1, cpu_seconds=9.0)  # the first forward compiled
+    assert shared.pick(single_row=False) == 2
+    shared.record(False, 2, 1.0, tokens=1, cpu_seconds=1.2)  # 60% of two threads' time
+    assert shared.pick(single_row=False) == 1
 
 
 def test_thread_chooser_wrap_restores_threads():

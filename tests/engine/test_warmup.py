@@ -7,7 +7,7 @@ import torch
 import transformers
 
 import pipejit
-from pipejit.engine.compile_cache import SUFFIX, CompileCache
+from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV, INDUCTOR_DIR, SUFFIX, CompileCache
 from pipejit.engine.shapes import capture_plan
 from tests.engine.capture_standin import RecordingCapture, graphed
 from tests.models import sentences
@@ -80,24 +80,41 @@ def test_stats_keep_the_old_keys_and_add_graphs_and_backoff(pipelines):
     assert 0 <= stats["padding_ratio"] < 1 and stats["oom_splits"] == 0
 
 
-def test_compile_cache_folder_is_checked(tmp_path):
+def test_compile_cache_folder_is_checked(tmp_path, monkeypatch):
     file = tmp_path / "not-a-folder"
     file.write_text("x")
     with pytest.raises(ValueError, match="compile_cache must be a folder"):
         CompileCache(file)
-    assert CompileCache(tmp_path / "missing").load() == 0
+    monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "chosen"))
+    cache = CompileCache(tmp_path / "missing")
+    assert cache.load() == 0
+    assert cache.inductor_dir == tmp_path / "chosen"  # a directory already chosen is kept
+
+
+def test_compile_cache_folder_holds_inductors_cache_when_none_is_chosen(tmp_path, monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv(INDUCTOR_CACHE_ENV, default_cache_dir())  # torch's: no one's choice
+    cache = CompileCache(tmp_path / "cache")
+    cache.load()
+    assert cache.inductor_dir == tmp_path / "cache" / INDUCTOR_DIR and cache.inductor_dir.is_dir()
+    assert os.environ[INDUCTOR_CACHE_ENV] == str(cache.inductor_dir)
 
 
 @pytest.mark.slow
-def test_a_second_process_starts_from_the_saved_artifacts(tmp_path):
-    from pipejit.bench.cold_start import run_child, tiny_classifier
+def test_a_second_process_starts_from_the_saved_folder(tmp_path):
+    from pipejit.bench.cold_start import run_child
+    from pipejit.bench.models import random_classifier
 
-    model = tiny_classifier(tmp_path / "model", layers=1, hidden=64)
+    model = random_classifier("tiny", tmp_path / "model")
     cache = tmp_path / "cache"
-    cold = run_child(model, cache, tmp_path, "cold")
-    files = sorted(os.listdir(cache))
-    assert cold["cache_files_loaded"] == 0 and len(files) == 1 and files[0].endswith(SUFFIX)
-    warm = run_child(model, cache, tmp_path, "warm")  # with its own empty inductor cache
+    cold = run_child(model, cache)
+    files = sorted(p.name for p in cache.glob(f"*{SUFFIX}"))
+    assert cold["cache_files_loaded"] == 0 and len(files) == 1
+    assert cold["inductor_dir"] == str(cache / INDUCTOR_DIR)
+    assert any((cache / INDUCTOR_DIR).iterdir())  # the built kernels are kept in the folder
+    warm = run_child(model, cache)
     assert warm["cache_files_loaded"] == 1 and warm["artifacts_loaded"] > 0
     assert warm["compiles"] == cold["compiles"]
-    assert len(os.listdir(cache)) == 1  # nothing new compiled: no second file
+    assert warm["outputs"] == cold["outputs"]
+    assert len(list(cache.glob(f"*{SUFFIX}"))) == 1  # nothing new compiled: no second file
