@@ -11,7 +11,10 @@ Two things go in the folder:
   (``TORCHINDUCTOR_CACHE_DIR``) unless the user chose another one, which is kept.
   Its entries are keyed by machine and compiler, so a folder carried to another CPU
   misses cleanly and compiles again.
-Dynamo still traces the model in each new process. Measured with
+The folder also keeps what inductor's probe of the CPU's vector instructions found
+(``pipejit.engine.vec_isa``) and the CPU path's timings (``measured/``): a warm start chooses
+from them rather than timing again, so it builds the graph the cache holds. Dynamo
+still traces the model in each new process. Measured with
 ``pipejit-bench run --suite cold-start``.
 
 Each process that compiles something new writes one file of its artifacts; a
@@ -21,6 +24,7 @@ at once lose nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -28,8 +32,11 @@ from pathlib import Path
 import torch
 from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
+from pipejit.engine import vec_isa
+
 SUFFIX = ".torchcache"
 INDUCTOR_DIR = "inductor"
+MEASURED_DIR = "measured"
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 
 
@@ -44,11 +51,15 @@ class CompileCache:
         # (kind, key) of every artifact loaded or saved: a save of nothing new writes no file
         self.known: set[tuple[str, str]] = set()
         self.inductor_dir: Path | None = None  # inductor's cache directory, once loaded
+        self.trusted_isa_probe = False  # the vector probe's earlier answer was reused
 
-    def load(self) -> int:
-        """Make the folder inductor's cache directory where no other is set, and load
-        every artifact file of the folder; returns how many artifacts they held."""
+    def load(self, cpu: bool = False) -> int:
+        """Make the folder inductor's cache directory where no other is set, settle the
+        vector probe for a ``cpu`` pipeline, and load every artifact file of the folder;
+        returns how many artifacts they held."""
         self.inductor_dir = self._inductor_dir()
+        if cpu:
+            self._settle_vector_probe()
         if not self.folder.is_dir():
             return 0
         for path in sorted(self.folder.glob(f"*{SUFFIX}")):
@@ -74,6 +85,36 @@ class CompileCache:
         partial.replace(path)  # atomic: a concurrent load never reads half a file
         self.known |= keys
         return path
+
+    def recall(self, key: str) -> dict | None:
+        """A measurement an earlier process saved under ``key`` (see ``remember``)."""
+        path = self.folder / MEASURED_DIR / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def remember(self, key: str, measured: dict) -> None:
+        """Keep a measurement for the next start: the CPU path's timings (a warm start
+        that measured anew could choose otherwise and miss its cache), the vector probe's."""
+        folder = self.folder / MEASURED_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"{key}.{os.getpid()}.partial"
+        partial.write_text(json.dumps(measured))
+        partial.replace(folder / f"{key}.json")
+
+    def _settle_vector_probe(self) -> None:
+        """Probe once per folder and machine, and compile under the answer from then on:
+        the same setting in the first start and the later ones keeps their cache keys
+        equal (the setting is part of inductor's key)."""
+        key = vec_isa.probe_key()
+        previous = self.recall(key)
+        accepted = previous["accepted"] if previous is not None else vec_isa.probed()
+        if accepted is None:
+            return
+        if previous is None:
+            self.remember(key, {"accepted": accepted})
+        self.trusted_isa_probe = vec_isa.trust_if_all_passed(accepted)
 
     def _inductor_dir(self) -> Path:
         # importing dynamo sets the variable to torch's default: that one is not a choice

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +73,7 @@ class CpuPathChoice:
     measured_ms: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     error: str | None = None  # why nothing was measured, when the probe could not run
+    recalled: bool = False  # the timings came from an earlier process (a compile cache)
     threads: ThreadChooser | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +84,7 @@ class CpuPathChoice:
             "measured_ms": {k: round(v, 3) for k, v in self.measured_ms.items()},
             "flags": self.flags,
             "error": self.error,
+            "recalled": self.recalled,
         }
 
 
@@ -99,6 +103,7 @@ def optimize_for_cpu(
     *,
     autocast: torch.dtype | None = None,
     measure: Callable[[torch.nn.Module, dict[str, Setup]], dict[str, float]] | None = None,
+    measured_before: dict[str, float] | None = None,
 ) -> tuple[torch.nn.Module, CpuPathChoice]:
     """``model`` (changed in place) on the fastest measured CPU path, and what was chosen.
 
@@ -107,7 +112,9 @@ def optimize_for_cpu(
     default, ``time_forwards``, times copies of the model on a random batch, under
     ``autocast`` when the pipeline runs under it. Under autocast the linears stay
     torch's (their weights are cast and prepacked by the compiler, see ``runner``),
-    and only the attention kernel is chosen.
+    and only the attention kernel is chosen. ``measured_before``: the timings of an
+    earlier process on this machine (see ``measurement_key``), chosen from again rather
+    than measured anew, so that a warm start builds the graph its compile cache holds.
     """
     choice = CpuPathChoice(flags=cpu_flags())
     if measure is None and _linear_weights(model) < MIN_MEASURED_WEIGHTS:
@@ -130,7 +137,10 @@ def optimize_for_cpu(
     if other is not None and _can_set_attention(model, other):
         setups[f"aten+{other}"] = lambda m: m.set_attn_implementation(other)
     try:
-        choice.measured_ms = measure(model, setups) if len(setups) > 1 else {}
+        if measured_before is not None and set(measured_before) == set(setups):
+            choice.measured_ms, choice.recalled = dict(measured_before), True
+        else:
+            choice.measured_ms = measure(model, setups) if len(setups) > 1 else {}
     except Exception as error:  # noqa: BLE001 - a model the probe cannot run keeps the default
         choice.error = f"{type(error).__name__}: {str(error)[:200]}"
     best = choose(choice.measured_ms, default) if choice.measured_ms else default
@@ -138,6 +148,22 @@ def optimize_for_cpu(
     choice.linears, choice.attention = best.split("+")
     choice.threads = ThreadChooser()
     return model, choice
+
+
+def measurement_key(model: torch.nn.Module, autocast: torch.dtype | None) -> str:
+    """What the path's timings depend on: the model, the CPU, torch, threads, autocast."""
+    config = getattr(model, "config", None)
+    described = json.dumps(
+        [
+            type(model).__name__,
+            config.to_json_string() if hasattr(config, "to_json_string") else repr(config),
+            cpu_flags(),
+            torch.__version__,
+            torch.get_num_threads(),
+            str(autocast),
+        ]
+    )
+    return "cpu-path-" + hashlib.sha256(described.encode()).hexdigest()[:24]
 
 
 def time_forwards(

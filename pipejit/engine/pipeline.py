@@ -18,7 +18,12 @@ from pipejit.contract import Features, ForwardTask, Params, Row, Task, Tensors
 from pipejit.engine.collate import collate, to_host
 from pipejit.engine.compile_cache import CompileCache
 from pipejit.engine.config import EngineConfig, check_batch_size
-from pipejit.engine.cpu_path import CpuPathChoice, applies_to, optimize_for_cpu
+from pipejit.engine.cpu_path import (
+    CpuPathChoice,
+    applies_to,
+    measurement_key,
+    optimize_for_cpu,
+)
 from pipejit.engine.graphs import GraphRunner
 from pipejit.engine.isolation import run_each
 from pipejit.engine.memory import Backoff
@@ -48,6 +53,11 @@ class Pipeline:
         self.config = config
         self.device = config.device
         self.shapes = config.shape_policy(task.length_ladder, task.max_length)
+        self.compile_cache = (
+            CompileCache(config.compile_cache) if config.compile_cache is not None else None
+        )
+        if self.compile_cache is not None:
+            self.compile_cache.load(cpu=config.device.type == "cpu" and config.compile)
         self.cpu_path = self._choose_cpu_path()
         self.modules = ModuleSet(
             task,
@@ -56,11 +66,6 @@ class Pipeline:
             threads=self.cpu_path.threads if self.cpu_path is not None else None,
         )
         self.memory = Backoff()
-        self.compile_cache = (
-            CompileCache(config.compile_cache) if config.compile_cache is not None else None
-        )
-        if self.compile_cache is not None:
-            self.compile_cache.load()
         self._compiles_saved = 0
         self.batch_size = config.batch_size
         self.max_batch_size = config.max_batch_size
@@ -74,10 +79,16 @@ class Pipeline:
 
     def _choose_cpu_path(self) -> CpuPathChoice | None:
         """On a CPU, the measured fastest linears, attention and thread count for a text
-        model (``pipejit.engine.cpu_path``); the model is changed in place."""
+        model (``pipejit.engine.cpu_path``), from the timings an earlier process kept in the
+        compile cache where there are some; the model is changed in place."""
         if not (self.config.cpu_path and applies_to(self.task.model)):
             return None
-        choice = optimize_for_cpu(self.task.model, autocast=self.config.autocast)[1]
+        model, autocast, cache = self.task.model, self.config.autocast, self.compile_cache
+        key = measurement_key(model, autocast) if cache is not None else ""
+        before = cache.recall(key) if cache is not None else None
+        choice = optimize_for_cpu(model, autocast=autocast, measured_before=before)[1]
+        if cache is not None and choice.measured_ms and not choice.recalled:
+            cache.remember(key, choice.measured_ms)
         if self.shapes.static and self.config.compile:
             # static compiles are one per bucket already: not one per thread count on top
             choice.threads = None

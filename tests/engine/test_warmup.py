@@ -118,3 +118,41 @@ def test_a_second_process_starts_from_the_saved_folder(tmp_path):
     assert warm["compiles"] == cold["compiles"]
     assert warm["outputs"] == cold["outputs"]
     assert len(list(cache.glob(f"*{SUFFIX}"))) == 1  # nothing new compiled: no second file
+
+
+def test_compile_cache_keeps_the_cpu_paths_timings_for_the_next_start(
+    model_folder, tmp_path, monkeypatch
+):
+    from pipejit.engine import cpu_path
+
+    monkeypatch.setattr(cpu_path, "MIN_MEASURED_WEIGHTS", 0)
+    calls = []
+
+    def measure(model, setups, autocast=None):
+        calls.append(1)
+        return {n: 1.0 if "onednn" in n else 5.0 for n in setups}
+
+    monkeypatch.setattr(cpu_path, "time_forwards", measure)
+    monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "inductor"))
+    folder = str(model_folder("text-classification"))
+    # compiled pipelines (a compile cache is for them), never called: nothing compiles
+    first = pipejit.pipeline("text-classification", model=folder, compile_cache=tmp_path / "c")
+    second = pipejit.pipeline("text-classification", model=folder, compile_cache=tmp_path / "c")
+    assert len(calls) == 1  # the second start chose from the first one's timings
+    a, b = first.stats()["cpu_path"], second.stats()["cpu_path"]
+    assert not a["recalled"] and b["recalled"]
+    assert a["measured_ms"] == b["measured_ms"] and a["linears"] == b["linears"] == "onednn"
+
+
+def test_vector_probe_is_trusted_only_when_it_accepted_every_listed_set():
+    import torch._inductor.config as inductor_config
+
+    from pipejit.engine import vec_isa
+
+    accepted = vec_isa.probed()
+    if not accepted:
+        pytest.skip("no vector instruction set to probe on this CPU")
+    with inductor_config.patch({"cpp.vec_isa_ok": None}):
+        assert not vec_isa.trust_if_all_passed(accepted[1:])  # one was rejected
+        assert inductor_config.cpp.vec_isa_ok is None
+        assert vec_isa.trust_if_all_passed(accepted) == (accepted == vec_isa.listed())
