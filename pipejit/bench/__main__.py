@@ -20,6 +20,8 @@ from pipejit.bench.results import unsupported
 from pipejit.bench.suites import SETTINGS_SUITES, SUITE_NAMES, SUITES, Options, settings_suite
 
 DEFAULT_OUT = Path("bench-out")
+DEFAULT_ITEMS = 128
+QUICK_ITEMS = 96
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return gpu_check(argv[1:])
     args = _parser().parse_args(argv)
+    if getattr(args, "items", 0) is None:
+        args.items = QUICK_ITEMS if args.suite == "quick" else DEFAULT_ITEMS
     return args.handler(args)
 
 
@@ -43,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     run.add_argument("--batch-sizes", default="1,8,32")
     run.add_argument(
-        "--items", type=int, default=128, help="scales every workload (128: 128 sentences)"
+        "--items",
+        type=int,
+        default=None,
+        help=f"scales every workload (128: 128 sentences); default {DEFAULT_ITEMS}, "
+        f"and {QUICK_ITEMS} for the quick suite (the main job, kept under 5 minutes)",
     )
     run.add_argument("--repeats", type=int, default=2)
     run.add_argument("--latency-calls", type=int, default=16)

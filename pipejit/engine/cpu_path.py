@@ -51,10 +51,10 @@ ISA_FLAGS = (
     "amx_bf16",
     "amx_int8",
 )
-SPIKE = 2.0  # a forward this many times its recent best means other work took the cores
 # below this share of its threads' CPU time a forward lost cores to other work (measured on
-# a 2-core Xeon: 0.99 alone, 0.58 beside one busy process)
-BUSY = 0.8
+# a 2-core Xeon: 0.99 for large GEMMs alone and 0.78 to 1.25 for one short sentence, 0.58
+# beside one busy process)
+BUSY = 0.7
 MARGIN = 0.07  # a candidate must be this much faster than the default to be chosen
 EXAMPLE_SHAPE = (2, 48)  # rows x tokens of the timed batch
 ROUNDS = 3
@@ -376,15 +376,13 @@ class ThreadChooser:
         return others[self.calls % len(others)]
 
     def contended(self, single_row: bool) -> bool:
-        """Whether other work competes for the cores, judged by the last forward at the
-        current count (not its first, which compiled): it cost ``SPIKE`` times its best
-        recent one, or its threads got less than ``BUSY`` of the CPU time they would
-        have had to themselves (a descheduled thread's share goes to another process)."""
-        key = (single_row, self.best(single_row))
-        costs, shares = self.costs.get(key, []), self.cpu_shares.get(key, [])
-        if len(costs) >= 2 and costs[-1] > SPIKE * min(costs):
-            return True
-        return len(shares) >= 2 and shares[-1] < BUSY
+        """Whether other work competes for the cores: the last two forwards at the
+        current count (never its first, which compiled) each got less than ``BUSY`` of
+        the CPU time its threads would have had to themselves (a descheduled thread's
+        share goes to another process). Wall time alone would not tell: a forward's cost
+        per token moves with its length, and one slow forward may be a recompile."""
+        shares = self.cpu_shares.get((single_row, self.best(single_row)), [])
+        return len(shares) >= 3 and max(shares[-2:]) < BUSY
 
     def best(self, single_row: bool) -> int:
         """The count with the lowest recent cost per token (the first count until measured)."""

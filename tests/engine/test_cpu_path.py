@@ -124,8 +124,8 @@ def test_thread_chooser_follows_the_cheaper_count_and_backs_off():
         picks.append(n)
         # a busy machine: the two threads get half the CPU time they would alone
         chooser.record(False, n, cost[n] * 8, tokens=8, cpu_seconds=cost[n] * 8 * n / 2)
-    assert picks[:3] == [2, 2, 1]  # the count with fewer threads is tried once it looks busy
-    explorations = [i for i, n in enumerate(picks[3:], start=3) if n == 2]
+    assert picks[:4] == [2, 2, 2, 1]  # fewer threads are tried once it looks busy twice
+    explorations = [i for i, n in enumerate(picks[4:], start=4) if n == 2]
     gaps = [b - a for a, b in zip(explorations, explorations[1:])]
     assert gaps == [4, 8, 16]  # exploring less often while the choice holds
     cost.update({2: 0.1})  # the machine frees up: all threads win again
@@ -144,12 +144,13 @@ def test_thread_chooser_tries_fewer_threads_only_once_the_machine_looks_busy():
         picks.append(n)
         chooser.record(False, n, 1.0, tokens=1, cpu_seconds=2.0)
     assert set(picks) == {2}
-    chooser.record(False, 2, 3.0, tokens=1, cpu_seconds=6.0)  # three times its best
-    assert chooser.pick(single_row=False) == 1
+    chooser.record(False, 2, 3.0, tokens=1, cpu_seconds=6.0)  # slower, with all its CPU
+    assert chooser.pick(single_row=False) == 2  # a recompile, or a longer input: no contention
     shared = ThreadChooser(counts=(2, 1))
     shared.record(False, 2, 9.0, tokens=1, cpu_seconds=9.0)  # the first forward compiled
-    assert shared.pick(single_row=False) == 2
     shared.record(False, 2, 1.0, tokens=1, cpu_seconds=1.2)  # 60% of two threads' time
+    assert shared.pick(single_row=False) == 2
+    shared.record(False, 2, 1.0, tokens=1, cpu_seconds=1.2)
     assert shared.pick(single_row=False) == 1
 
 
