@@ -98,7 +98,8 @@ def pipeline(
     Engine options (all optional): ``compile`` (``torch.compile``, eager when False),
     ``shapes`` (``"dynamic"``, the default: one compiled graph for all buckets;
     ``"static"``: one per bucket, kernels specialised to each), ``autocast`` (fp32
-    weights, forward under ``torch.autocast``),
+    weights, forward under ``torch.autocast``; compiled on a CPU with the cast weights
+    frozen in),
     ``token_budget`` (padded tokens per batch), ``max_batch_size``,
     ``length_buckets`` (the length ladder; default: steps of 8 tokens up to 128, coarser
     above), ``batch_buckets`` (the sizes a batch may have; default: every size under
