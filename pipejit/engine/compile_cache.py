@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
 from pipejit.engine import vec_isa
 
@@ -117,9 +116,8 @@ class CompileCache:
         self.trusted_isa_probe = vec_isa.trust_if_all_passed(accepted)
 
     def _inductor_dir(self) -> Path:
-        # importing dynamo sets the variable to torch's default: that one is not a choice
         chosen = os.environ.get(INDUCTOR_CACHE_ENV)
-        if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+        if chosen and os.path.abspath(chosen) != _torch_default_cache_dir():
             return Path(chosen)
         folder = (self.folder / INDUCTOR_DIR).absolute()
         folder.mkdir(parents=True, exist_ok=True)
@@ -129,3 +127,13 @@ class CompileCache:
 
 def _keys(info) -> set[tuple[str, str]]:
     return {(kind, key) for kind, keys in info.artifacts.items() for key in keys}
+
+
+def _torch_default_cache_dir() -> str | None:
+    """Where inductor caches when no one chose: importing dynamo sets the variable to it,
+    which is not a choice (None where this torch keeps the default elsewhere)."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:
+        return None
+    return os.path.abspath(default_cache_dir())
