@@ -10,6 +10,7 @@ import torch
 from pipejit.contract import Features, ForwardTask, Params, Row
 from pipejit.kernels.softmax_topk import softmax_topk
 from pipejit.tasks.base import encode, reject_unknown
+from pipejit.tasks.first_token import first_position_only
 from pipejit.tasks.score_functions import default_function, function_name
 
 TOKENIZER_KWARGS = {"truncation", "max_length", "add_special_tokens"}
@@ -21,6 +22,11 @@ class TextClassification(ForwardTask):
     aliases = ("sentiment-analysis",)
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
     kernel_impl = "auto"
+
+    def __init__(self, reference):
+        super().__init__(reference)
+        # BERT-family heads read the first position only: the last feed-forward runs on it
+        self.first_position_only = first_position_only(self.model)
 
     def model_kwargs(self) -> dict[str, Any]:
         return {"use_cache": False} if _accepts(self.model, "use_cache") else {}

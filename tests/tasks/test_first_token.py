@@ -1,0 +1,74 @@
+"""Classifiers that read the first position only run their last feed-forward on it alone,
+and still answer as transformers does."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+import pipejit
+from pipejit.tasks.first_token import first_position_only
+from tests.models import build_tokenizer, sentences
+from tests.parity import assert_same
+
+
+def _roberta_classifier(folder):
+    tokenizer = build_tokenizer(folder)
+    config = transformers.RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=160,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    transformers.RobertaForSequenceClassification(config).eval().save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def folders(model_folder, tmp_path_factory):
+    return {
+        "bert": str(model_folder("text-classification")),
+        "roberta": _roberta_classifier(tmp_path_factory.mktemp("roberta")),
+    }
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_first_position_only_answers_as_transformers(folders, family):
+    texts = sentences(10, seed=5)
+    ours = pipejit.pipeline("text-classification", model=folders[family], compile=False)
+    reference = transformers.pipeline("text-classification", model=folders[family])
+    assert ours.task.first_position_only
+    expected = reference(texts, batch_size=1, top_k=None)
+    assert_same(ours(texts, batch_size=4, top_k=None), expected)
+    assert_same(ours(texts[0], top_k=None), expected[0])
+
+
+def test_the_last_feed_forward_sees_one_row(folders):
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folders["bert"])
+    rows = []
+    model.bert.encoder.layer[-1].intermediate.register_forward_hook(
+        lambda module, args, output: rows.append(args[0].shape[1])
+    )
+    model.bert.encoder.layer[0].intermediate.register_forward_hook(
+        lambda module, args, output: rows.append(args[0].shape[1])
+    )
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    with torch.inference_mode():
+        before = model(input_ids=ids).logits
+        assert first_position_only(model)
+        after = model(input_ids=ids).logits
+    assert rows == [5, 5, 5, 1]  # first layer all positions; the last, first position only
+    torch.testing.assert_close(after, before)
+
+
+def test_other_classifiers_are_left_alone():
+    config = transformers.DistilBertConfig(
+        vocab_size=50, dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=2
+    )
+    assert not first_position_only(transformers.DistilBertForSequenceClassification(config))
