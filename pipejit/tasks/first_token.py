@@ -1,7 +1,8 @@
 """Sequence classifiers that read only the first position: their last layer's feed-forward
 on that position alone.
 
-BERT-family sequence classifiers (BERT, RoBERTa, XLM-RoBERTa, Electra) classify from
+BERT-family sequence classifiers (BERT, RoBERTa, XLM-RoBERTa, Electra; for
+text-classification and the NLI models of zero-shot-classification) classify from
 the first position's final hidden state (the [CLS] or <s> token) and nothing else: in
 the last encoder layer every other position's feed-forward output is computed and
 thrown away. ``first_position_only`` hooks the last layer's attention module so that

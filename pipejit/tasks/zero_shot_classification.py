@@ -15,6 +15,7 @@ import torch
 from pipejit.contract import Features, ForwardTask, Params, Row
 from pipejit.kernels.zero_shot import zero_shot_scores
 from pipejit.tasks.base import encode, reject_unknown
+from pipejit.tasks.first_token import first_position_only
 
 DEFAULT_TEMPLATE = "This example is {}."
 
@@ -26,6 +27,8 @@ class ZeroShotClassification(ForwardTask):
 
     def __init__(self, reference):
         super().__init__(reference)
+        # an NLI classifier reads the first position only (see pipejit.tasks.first_token)
+        self.first_position_only = first_position_only(self.model)
         self.entailment_id = next(
             (i for label, i in self.config.label2id.items() if label.lower().startswith("entail")),
             -1,

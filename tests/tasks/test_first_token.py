@@ -49,6 +49,16 @@ def test_first_position_only_answers_as_transformers(folders, family):
     assert_same(ours(texts[0], top_k=None), expected[0])
 
 
+def test_zero_shot_classification_reads_the_first_position_only(model_folder):
+    folder = str(model_folder("zero-shot-classification"))
+    ours = pipejit.pipeline("zero-shot-classification", model=folder, compile=False)
+    reference = transformers.pipeline("zero-shot-classification", model=folder)
+    assert ours.task.first_position_only
+    texts, labels = sentences(4, seed=6), ["sports", "politics", "travel"]
+    expected = [reference(t, candidate_labels=labels) for t in texts]
+    assert_same(ours(texts, candidate_labels=labels), expected)
+
+
 def test_the_last_feed_forward_sees_one_row(folders):
     model = transformers.AutoModelForSequenceClassification.from_pretrained(folders["bert"])
     rows = []
