@@ -74,6 +74,15 @@ class Pipeline:
         # audio at the model's rate, strings as image files where the model reads images
         self.limits = config.limits.reading(task.reference)
         self.graphs = self._graph_runner()
+        # one dynamic graph and no CUDA graph take any length: a batch pads to its longest
+        # item only, not up the ladder (which the user's or the task's own ladder overrides)
+        self.exact_lengths = (
+            isinstance(task, ForwardTask)
+            and not self.shapes.static
+            and self.graphs is None
+            and config.length_buckets is None
+            and task.length_ladder is None
+        )
         # validate the pipeline's own defaults now, not at the first call
         task.parse_params(dict(task_defaults))
 
@@ -410,7 +419,7 @@ class Pipeline:
             lengths,
             max_batch_size=max_batch,
             token_budget=self.memory.cap(budget),
-            length_ladder=self.shapes.item_lengths(lengths, task.pads),
+            length_ladder=self.shapes.item_lengths(lengths, task.pads and not self.exact_lengths),
             batch_ladder=self.shapes.batch_steps(max_batch),
             groups=[f.group for f in features],
             max_padding=task.max_padding,

@@ -198,3 +198,28 @@ def test_warmup_compiles_the_asked_buckets_once(model_folder, counting_backend):
     assert counting_backend.graphs == 2
     pj.warmup(lengths=[16, 32], batch_sizes=[2])
     assert counting_backend.graphs == 2
+
+
+def test_dynamic_shapes_pad_a_batch_to_its_longest_item_only(model_folder):
+    folder = str(model_folder("text-classification"))
+    pj = pipejit.pipeline("text-classification", model=folder, compile=False)
+    ref = transformers.pipeline("text-classification", model=folder)
+    seen = []
+    model = pj.modules.runner("model").model
+    forward = model.forward
+
+    def spy(**inputs):
+        seen.append(inputs["attention_mask"].sum(dim=1).tolist())
+        assert inputs["input_ids"].shape[1] == max(seen[-1])  # no column of padding only
+        return forward(**inputs)
+
+    model.forward = spy
+    try:
+        assert_same(pj(TEXTS, batch_size=8), ref(TEXTS, batch_size=1))
+        assert_same(pj(TEXTS[3]), ref(TEXTS[3]))
+    finally:
+        model.forward = forward
+    assert sum(len(rows) for rows in seen) == len(TEXTS) + 1
+    assert pj.exact_lengths
+    static = pipejit.pipeline("text-classification", model=folder, compile=False, shapes="static")
+    assert not static.exact_lengths  # per-shape compiles keep to the ladder
