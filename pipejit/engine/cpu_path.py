@@ -52,8 +52,8 @@ ISA_FLAGS = (
     "amx_int8",
 )
 # below this share of its threads' CPU time a forward lost cores to other work (measured on
-# a 2-core Xeon: 0.99 for large GEMMs alone and 0.78 to 1.25 for one short sentence, 0.58
-# beside one busy process)
+# a 2-core Xeon: 0.99 for large GEMMs alone, 0.58 beside one busy process; one short
+# sentence alone mostly 0.78 to 1.25, now and then lower, so one low forward is not enough)
 BUSY = 0.7
 MARGIN = 0.07  # a candidate must be this much faster than the default to be chosen
 EXAMPLE_SHAPE = (2, 48)  # rows x tokens of the timed batch
@@ -376,13 +376,13 @@ class ThreadChooser:
         return others[self.calls % len(others)]
 
     def contended(self, single_row: bool) -> bool:
-        """Whether other work competes for the cores: the last two forwards at the
+        """Whether other work competes for the cores: the last three forwards at the
         current count (never its first, which compiled) each got less than ``BUSY`` of
         the CPU time its threads would have had to themselves (a descheduled thread's
         share goes to another process). Wall time alone would not tell: a forward's cost
         per token moves with its length, and one slow forward may be a recompile."""
         shares = self.cpu_shares.get((single_row, self.best(single_row)), [])
-        return len(shares) >= 3 and max(shares[-2:]) < BUSY
+        return len(shares) >= 4 and max(shares[-3:]) < BUSY
 
     def best(self, single_row: bool) -> int:
         """The count with the lowest recent cost per token (the first count until measured)."""
