@@ -55,6 +55,9 @@ ISA_FLAGS = (
 # a 2-core Xeon: 0.99 for large GEMMs alone, 0.58 beside one busy process; one short
 # sentence alone mostly 0.78 to 1.25, now and then lower, so one low forward is not enough)
 BUSY = 0.7
+# shorter forwards are not judged: waking the threads weighs too much in them (contention
+# slows a forward down past this anyway)
+JUDGED_SECONDS = 0.01
 MARGIN = 0.07  # a candidate must be this much faster than the default to be chosen
 EXAMPLE_SHAPE = (2, 48)  # rows x tokens of the timed batch
 ROUNDS = 3
@@ -403,7 +406,7 @@ class ThreadChooser:
         costs = self.costs.setdefault((single_row, threads), [])
         costs.append(seconds / max(tokens, 1))
         del costs[: -self.window]
-        if cpu_seconds is not None and seconds > 0:
+        if cpu_seconds is not None and seconds >= JUDGED_SECONDS:
             shares = self.cpu_shares.setdefault((single_row, threads), [])
             shares.append(cpu_seconds / (threads * seconds))
             del shares[: -self.window]

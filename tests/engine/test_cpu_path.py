@@ -146,6 +146,10 @@ def test_thread_chooser_tries_fewer_threads_only_once_the_machine_looks_busy():
     assert set(picks) == {2}
     chooser.record(False, 2, 3.0, tokens=1, cpu_seconds=6.0)  # slower, with all its CPU
     assert chooser.pick(single_row=False) == 2  # a recompile, or a longer input: no contention
+    brief = ThreadChooser(counts=(2, 1))
+    for _ in range(5):  # forwards too short to judge: waking the threads dominates them
+        brief.record(False, 2, 0.005, tokens=1, cpu_seconds=0.002)
+    assert brief.pick(single_row=False) == 2
     shared = ThreadChooser(counts=(2, 1))
     shared.record(False, 2, 9.0, tokens=1, cpu_seconds=9.0)  # the first forward compiled
     for _ in range(2):
