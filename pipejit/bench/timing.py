@@ -7,6 +7,7 @@ rate with its spread (``rate``) and its latency percentiles (``percentiles``).
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -39,12 +40,22 @@ def interleaved(
 
 
 def timed(step: Callable[[], object], device: str = "cpu") -> float:
-    """Wall seconds of one call of ``step`` (CUDA work included)."""
-    sync(device)
-    start = time.perf_counter()
-    step()
-    sync(device)
-    return time.perf_counter() - start
+    """Wall seconds of one call of ``step`` (CUDA work included), with Python's cyclic
+    garbage collector paused, as ``timeit`` does: a full collection walks every live
+    object, such as another engine's millions of nested output floats, and would land
+    on whichever step happened to be running."""
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        return time.perf_counter() - start
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def rate(units: float, seconds: Iterable[float]) -> dict[str, float | list[float]]:

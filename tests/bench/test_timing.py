@@ -18,6 +18,14 @@ def test_steps_run_in_turn_with_the_hook_before_each_round():
     assert all(s >= 0 for values in seconds.values() for s in values)
 
 
+def test_a_step_runs_with_the_cyclic_collector_paused_and_restored():
+    import gc
+
+    seen = []
+    timing.timed(lambda: seen.append(gc.isenabled()))
+    assert seen == [False] and gc.isenabled()
+
+
 def test_a_budget_adds_rounds_up_to_the_cap():
     seconds = timing.interleaved({"a": lambda: None}, 1, budget_s=60, max_rounds=7)
     assert len(seconds["a"]) == 7
