@@ -43,9 +43,9 @@ def timed(step: Callable[[], object], device: str = "cpu") -> float:
     """Wall seconds of one call of ``step`` (CUDA work included), with Python's cyclic
     garbage collector paused, as ``timeit`` does: a full collection walks every live
     object, such as another engine's millions of nested output floats, and would land
-    on whichever step happened to be running."""
+    on whichever step happened to be running. (No collection before it either: one
+    would evict the step's data from the caches.)"""
     collecting = gc.isenabled()
-    gc.collect()
     gc.disable()
     try:
         sync(device)
