@@ -334,9 +334,9 @@ class ThreadChooser:
     then twice as many each time the choice holds (up to 16 times), back to
     ``explore_every`` when it changes. A count is first tried only once the machine
     looks contended (``contended``): on a quiet machine the most threads win, and
-    trying fewer would cost a compile for nothing. Single rows and batches are kept apart (their
-    costs per token differ). dynamo guards on the thread count, so a compiled model
-    compiles once per count it runs at.
+    trying fewer would cost a compile for nothing. Single rows and batches are kept
+    apart (their costs per token differ). dynamo guards on the thread count, so a
+    compiled model compiles once per count it runs at.
     """
 
     def __init__(
