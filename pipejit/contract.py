@@ -166,6 +166,13 @@ class Task(ABC):
         self.model = reference.model
         self.tokenizer = reference.tokenizer
         self.config = reference.model.config
+        # False when the caller handed in the model object (set by the factory)
+        self.owns_model = True
+
+    def prepare_model(self) -> None:  # noqa: B027 - a hook: nothing unless a task overrides it
+        """Change the model for speed before its first forward, every answer kept the
+        same; called only where the pipeline loaded the model itself (``owns_model``), so a
+        caller's own model object keeps what its own calls see. By default, nothing."""
 
     @property
     def max_length(self) -> int:

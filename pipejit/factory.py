@@ -155,7 +155,9 @@ def pipeline(
         **loading,
     )
     reference.model.eval()
-    return Pipeline(build_task(task_name, reference), config, task_kwargs)
+    built = build_task(task_name, reference)
+    built.owns_model = not isinstance(model, torch.nn.Module)
+    return Pipeline(built, config, task_kwargs)
 
 
 def infer_task(model: str | torch.nn.Module, loading: dict[str, Any]) -> str:

@@ -53,6 +53,8 @@ class Pipeline:
         self.config = config
         self.device = config.device
         self.shapes = config.shape_policy(task.length_ladder, task.max_length)
+        if task.owns_model:
+            task.prepare_model()
         self.compile_cache = (
             CompileCache(config.compile_cache) if config.compile_cache is not None else None
         )
@@ -89,8 +91,10 @@ class Pipeline:
     def _choose_cpu_path(self) -> CpuPathChoice | None:
         """On a CPU, the measured fastest linears, attention and thread count for a text
         model (``pipejit.engine.cpu_path``), from the timings an earlier process kept in the
-        compile cache where there are some; the model is changed in place."""
-        if not (self.config.cpu_path and applies_to(self.task.model)):
+        compile cache where there are some; the model, which the pipeline loaded itself, is
+        changed in place."""
+        if not (self.config.cpu_path and self.task.owns_model and applies_to(self.task.model)):
+            # a caller's own model object is not changed under it
             return None
         model, autocast, cache = self.task.model, self.config.autocast, self.compile_cache
         key = measurement_key(model, autocast) if cache is not None else ""

@@ -23,8 +23,9 @@ class TextClassification(ForwardTask):
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
     kernel_impl = "auto"
 
-    def __init__(self, reference):
-        super().__init__(reference)
+    first_position_only = False
+
+    def prepare_model(self) -> None:
         # BERT-family heads read the first position only: the last feed-forward runs on it
         self.first_position_only = first_position_only(self.model)
 

@@ -27,8 +27,7 @@ class ZeroShotClassification(ForwardTask):
 
     def __init__(self, reference):
         super().__init__(reference)
-        # an NLI classifier reads the first position only (see pipejit.tasks.first_token)
-        self.first_position_only = first_position_only(self.model)
+        self.first_position_only = False
         self.entailment_id = next(
             (i for label, i in self.config.label2id.items() if label.lower().startswith("entail")),
             -1,
@@ -39,6 +38,10 @@ class ZeroShotClassification(ForwardTask):
                 "entailment. Give the config a descriptive label2id for correct outputs.",
                 stacklevel=2,
             )
+
+    def prepare_model(self) -> None:
+        # an NLI classifier reads the first position only (see pipejit.tasks.first_token)
+        self.first_position_only = first_position_only(self.model)
 
     def normalize_call(self, inputs: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
         if len(args) == 1 and "candidate_labels" not in kwargs:

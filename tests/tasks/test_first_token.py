@@ -82,3 +82,18 @@ def test_other_classifiers_are_left_alone():
         vocab_size=50, dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=2
     )
     assert not first_position_only(transformers.DistilBertForSequenceClassification(config))
+
+
+def test_a_model_object_handed_in_is_left_as_it_is(folders):
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folders["bert"])
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folders["bert"])
+    ours = pipejit.pipeline("text-classification", model=model, tokenizer=tokenizer, compile=False)
+    assert not ours.task.owns_model and not ours.task.first_position_only
+    assert ours.stats()["cpu_path"] is None
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    with torch.inference_mode():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+    assert hidden.shape[1] == 5  # the caller's own calls still see every position
+    texts = sentences(6, seed=7)
+    reference = transformers.pipeline("text-classification", model=folders["bert"])
+    assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
