@@ -45,5 +45,8 @@ def first_position_only(model: torch.nn.Module) -> bool:
 
 
 def _keep_first_position(module: torch.nn.Module, args: Any, output: Any) -> Any:
+    # the attention module returns (output, weights) in transformers 5; a bare tensor too
+    if isinstance(output, torch.Tensor):
+        return output[:, :1]
     attention_output, *rest = output
     return (attention_output[:, :1], *rest)
