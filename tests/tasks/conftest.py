@@ -20,6 +20,7 @@ SMOKE = {
     "test_document_question_answering": "test_one_document_in_every_call_form",
     "test_feature_extraction": "test_one_vector_per_real_token[4]",
     "test_fill_mask": "test_mixed_lengths[4]",
+    "test_first_token": "test_first_position_only_answers_as_transformers[bert]",
     "test_image_classification": "test_single_image",
     "test_image_feature_extraction": "test_single_image",
     "test_image_segmentation": "test_semantic_single_and_batched",
