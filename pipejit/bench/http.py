@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +31,10 @@ from pipejit.bench.parity import outputs_match
 from pipejit.bench.results import engine_run, settings_case
 from pipejit.bench.suites import Options
 from pipejit.bench.workloads import queries
+from pipejit.server.process import ServerProcess, free_port
+
+# a server compiles its model before it answers /health
+START_TIMEOUT_S = 900.0
 
 ENGINES = ("pipejit", "transformers")
 MAX_WAIT_MS = 0.0  # pipejit serve's default
@@ -74,43 +75,15 @@ class PerRequestPipeline:
         self.executor.shutdown(wait=drain)
 
 
-class ServerProcess:
+def start_server(
+    engine: str, model: str, compile: bool, max_wait_ms: float, log: Path
+) -> ServerProcess:
     """``python -m pipejit.bench.http --serve ENGINE`` on a free loopback port."""
-
-    def __init__(self, engine: str, model: str, compile: bool, max_wait_ms: float, log: Path):
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "pipejit.bench.http", "--serve", engine]
-        command += ["--port", str(port), "--model", model, "--max-wait-ms", str(max_wait_ms)]
-        command += [] if compile else ["--no-compile"]
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}
-        self.log = log
-        with log.open("w") as handle:
-            self.process = subprocess.Popen(
-                command, stdout=handle, stderr=subprocess.STDOUT, env=env
-            )
-
-    def wait_ready(self, timeout_s: float = 900) -> None:
-        import httpx
-
-        give_up = time.monotonic() + timeout_s
-        while time.monotonic() < give_up:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.url} exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{self.url} did not start in {timeout_s} s")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+    port = free_port()
+    command = [sys.executable, "-m", "pipejit.bench.http", "--serve", engine]
+    command += ["--port", str(port), "--model", model, "--max-wait-ms", str(max_wait_ms)]
+    command += [] if compile else ["--no-compile"]
+    return ServerProcess(command, port, log, env={"OMP_WAIT_POLICY": "PASSIVE"})
 
 
 def serve(engine: str, model: str, port: int, compile: bool, max_wait_ms: float) -> None:
@@ -195,11 +168,11 @@ def run(
     done: dict[int, dict[str, list]] = {c: {e: [] for e in ENGINES} for c in clients}
     mismatches = {c: 0 for c in clients}
     servers = {
-        e: ServerProcess(e, model, compile, max_wait_ms, Path(folder) / f"{e}.log") for e in ENGINES
+        e: start_server(e, model, compile, max_wait_ms, Path(folder) / f"{e}.log") for e in ENGINES
     }
     try:
         for server in servers.values():
-            server.wait_ready()
+            server.wait_ready(START_TIMEOUT_S)
         for server in servers.values():  # warm both: first calls, batch shapes
             asyncio.run(closed_loop(server.url, texts[:64], 8))
         for _ in range(rounds):
@@ -213,11 +186,11 @@ def run(
         batch_mean = _batch_size_mean(servers["pipejit"].url)
     except Exception:
         for engine, server in servers.items():  # say why a server stopped answering
-            print(f"--- {engine} server log ---\n{server.log.read_text()[-3000:]}")
+            print(f"--- {engine} server log ---\n{server.text()[-3000:]}")
         raise
     finally:
         for server in servers.values():
-            server.stop()
+            server.terminate()
     runs = {
         count: {
             engine: engine_run(
@@ -259,14 +232,6 @@ def _batch_size_mean(url: str) -> float:
             count = values["pipejit_batch_size_count"]
             return round(values["pipejit_batch_size_sum"] / count, 2) if count else 0.0
     return 0.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:

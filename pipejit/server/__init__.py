@@ -4,5 +4,5 @@ It speaks text-embeddings-inference's routes (``/embed``, ``/predict``, ``/reran
 OpenAI's ``/v1/embeddings`` and a generic ``/pipeline`` route for every task, with
 ``/health``, ``/info`` and Prometheus ``/metrics``. FastAPI, uvicorn and
 prometheus-client come with the ``serve`` extra (``pip install 'pipejit[serve]'``);
-nothing else in pipejit imports this package.
+outside it only the HTTP benchmark imports it (``process.py``, which needs none of them).
 """

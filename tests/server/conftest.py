@@ -11,7 +11,7 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
 import pipejit  # noqa: E402
-from tests.server.harness import launch  # noqa: E402
+from tests.server.harness import START_TIMEOUT_S, launch  # noqa: E402
 from tests.vision_models import build_vision_folder  # noqa: E402
 
 API_KEY = "test-key"
@@ -74,7 +74,7 @@ def servers(model_folder, tmp_path_factory, media_dir, image_model):
     }
     try:
         for server in started.values():
-            server.wait_ready()
+            server.wait_ready(START_TIMEOUT_S)
         yield started
     finally:
         for server in started.values():

@@ -14,7 +14,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.models import sentences
-from tests.server.harness import launch
+from tests.server.harness import START_TIMEOUT_S, launch
 
 REQUESTS = 2000
 CONNECTIONS = 64
@@ -144,7 +144,7 @@ def test_2000_requests_from_64_connections_with_bad_ones_mixed_in(servers, local
 
 def test_sigterm_under_load_answers_every_accepted_request(model_folder, local, tmp_path):
     server = launch("text-classification", model_folder("text-classification"), tmp_path)
-    server.wait_ready()
+    server.wait_ready(START_TIMEOUT_S)
     expected = expected_answers(local["classify"])
     rng = random.Random(2)
     texts = [rng.choice(TEXTS) for _ in range(REQUESTS)]
