@@ -214,3 +214,16 @@ def test_autocast_measures_attention_only(model_folder):
 
     cpu_path.optimize_for_cpu(model, autocast=torch.bfloat16, measure=measure)
     assert seen and not any(n.startswith("onednn") for n in seen)
+
+
+def test_compiled_bf16_opt_in_with_frozen_weights_agrees_with_transformers(model_folder):
+    from pipejit.bench.parity import bf16_agreement
+
+    folder = str(model_folder("feature-extraction"))
+    texts = sentences(8, seed=4)
+    ours = pipejit.pipeline("feature-extraction", model=folder, autocast="bfloat16")
+    expected = transformers.pipeline("feature-extraction", model=folder)(texts, batch_size=1)
+    got = ours(texts, batch_size=4)
+    assert ours.stats()["compiles"] >= 1 and ours.modules.runner("model").freeze
+    assert bf16_agreement(got, expected)["ok"]
+    assert bf16_agreement([ours(texts[0])], expected[:1])["ok"]
