@@ -1,5 +1,5 @@
-"""Classifiers that read the first position only run their last feed-forward on it alone,
-and still answer as transformers does."""
+"""Classifiers that read the first position only run their last layer for it alone (but
+its keys and values), and still answer as transformers does."""
 
 from __future__ import annotations
 
@@ -59,21 +59,41 @@ def test_zero_shot_classification_reads_the_first_position_only(model_folder):
     assert_same(ours(texts, candidate_labels=labels), expected)
 
 
-def test_the_last_feed_forward_sees_one_row(folders):
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(folders["bert"])
-    rows = []
-    model.bert.encoder.layer[-1].intermediate.register_forward_hook(
-        lambda module, args, output: rows.append(args[0].shape[1])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_the_last_layer_runs_one_row_but_keys_and_values(folders, attention):
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        folders["bert"], attn_implementation=attention
     )
-    model.bert.encoder.layer[0].intermediate.register_forward_hook(
-        lambda module, args, output: rows.append(args[0].shape[1])
-    )
-    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    rows: dict[str, list[int]] = {}
+    layers = model.bert.encoder.layer
+    watched = {
+        "first layer query": layers[0].attention.self.query,
+        "query": layers[-1].attention.self.query,
+        "key": layers[-1].attention.self.key,
+        "value": layers[-1].attention.self.value,
+        "output projection": layers[-1].attention.output.dense,
+        "feed-forward": layers[-1].intermediate,
+    }
+    for name, module in watched.items():
+        module.register_forward_hook(
+            lambda module, args, output, name=name: rows.setdefault(name, []).append(
+                args[0].shape[1]
+            )
+        )
+    ids = torch.tensor([[2, 40, 41, 42, 3, 0, 0], [2, 43, 44, 45, 46, 47, 3]])
+    mask = (ids != 0).long()
     with torch.inference_mode():
-        before = model(input_ids=ids).logits
+        before = model(input_ids=ids, attention_mask=mask).logits
         assert first_position_only(model)
-        after = model(input_ids=ids).logits
-    assert rows == [5, 5, 5, 1]  # first layer all positions; the last, first position only
+        after = model(input_ids=ids, attention_mask=mask).logits
+    assert rows == {
+        "first layer query": [7, 7],
+        "query": [7, 1],
+        "key": [7, 7],
+        "value": [7, 7],
+        "output projection": [7, 1],
+        "feed-forward": [7, 1],
+    }
     torch.testing.assert_close(after, before)
 
 
