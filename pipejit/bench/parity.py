@@ -19,29 +19,105 @@ BF16_MIN_COSINE = 0.999
 
 
 def outputs_match(
-    actual, expected, rel: float = TOLERANCE["float32"][0], abs_: float = TOLERANCE["float32"][1]
+    actual,
+    expected,
+    rel: float = TOLERANCE["float32"][0],
+    abs_: float = TOLERANCE["float32"][1],
+    *,
+    strict: bool = False,
 ) -> bool:
-    """Same nesting, keys and strings as ``expected``; floats and arrays within tolerance."""
+    """Whether ``actual`` agrees with ``expected`` (see ``first_difference``)."""
+    return first_difference(actual, expected, rel, abs_, strict=strict) is None
+
+
+def first_difference(
+    actual,
+    expected,
+    rel: float = TOLERANCE["float32"][0],
+    abs_: float = TOLERANCE["float32"][1],
+    *,
+    strict: bool = True,
+    path: str = "output",
+) -> str | None:
+    """Where ``actual`` first differs from ``expected``, in words; None where they agree:
+    same nesting, keys, strings and ints, floats and arrays within ``rel`` and ``abs_``.
+
+    ``strict`` (the tests): the types match too, a list is not a tuple and a float is a
+    Python float. Otherwise (outputs that crossed JSON, Arrow or numpy on the way, as in
+    the bench's server and Ray runs) lists and tuples, arrays and nested lists, and any
+    two real numbers compare by value."""
+
+    def differ(a, e, where: str) -> str | None:
+        return first_difference(a, e, rel, abs_, strict=strict, path=where)
+
     if isinstance(expected, dict):
-        return (
-            isinstance(actual, dict)
-            and list(actual) == list(expected)
-            and all(outputs_match(actual[k], expected[k], rel, abs_) for k in expected)
+        if not isinstance(actual, dict):
+            return f"{path}: expected a dict, got {type(actual).__name__}"
+        if list(actual) != list(expected):
+            return f"{path}: keys {list(actual)} != {list(expected)}"
+        return next(
+            (d for k in expected if (d := differ(actual[k], expected[k], f"{path}[{k!r}]"))),
+            None,
         )
+    if isinstance(expected, (np.ndarray, torch.Tensor)) or (
+        not strict and isinstance(actual, (np.ndarray, torch.Tensor))
+    ):
+        return _array_difference(actual, expected, rel, abs_, strict, path)
     if isinstance(expected, (list, tuple)):
-        return (
-            isinstance(actual, (list, tuple))
-            and len(actual) == len(expected)
-            and all(outputs_match(a, e, rel, abs_) for a, e in zip(actual, expected))
+        kinds = (type(expected),) if strict else (list, tuple)
+        if not isinstance(actual, kinds):
+            return f"{path}: expected a {type(expected).__name__}, got {type(actual).__name__}"
+        if len(actual) != len(expected):
+            return f"{path}: length {len(actual)} != {len(expected)}"
+        return next(
+            (
+                d
+                for i, (a, e) in enumerate(zip(actual, expected))
+                if (d := differ(a, e, f"{path}[{i}]"))
+            ),
+            None,
         )
-    if isinstance(expected, (np.ndarray, torch.Tensor)):
-        actual, expected = np.asarray(actual), np.asarray(expected)
-        return actual.shape == expected.shape and np.allclose(actual, expected, rel, abs_)
-    if isinstance(expected, Real) and not isinstance(expected, (bool, int)):
-        return isinstance(actual, Real) and math.isclose(
-            actual, expected, rel_tol=rel, abs_tol=abs_
-        )
-    return actual == expected
+    if isinstance(expected, (float, np.floating)) or (
+        not strict and isinstance(expected, Real) and isinstance(actual, (float, np.floating))
+    ):
+        number = (float,) if strict else (Real,)
+        if not isinstance(actual, number) or isinstance(actual, bool):
+            return f"{path}: expected a float, got {type(actual).__name__} {actual!r}"
+        if not math.isclose(actual, float(expected), rel_tol=rel, abs_tol=abs_):
+            return f"{path}: {actual} != {expected}"
+        return None
+    same_type = type(actual) is type(expected) or not strict
+    if not same_type or not _equal(actual, expected):
+        return f"{path}: {actual!r} != {expected!r}"
+    return None
+
+
+def _array_difference(actual, expected, rel, abs_, strict, path) -> str | None:
+    if strict and type(actual) is not type(expected):
+        return f"{path}: expected a {type(expected).__name__}, got {type(actual).__name__}"
+    try:
+        a, e = _numbers(actual), _numbers(expected)
+    except (TypeError, ValueError) as error:
+        return f"{path}: not an array of numbers ({error})"
+    if a.shape != e.shape:
+        return f"{path}: shape {a.shape} != {e.shape}"
+    if not np.allclose(a, e, rel, abs_):
+        return f"{path}: values differ by up to {np.max(np.abs(a - e)):.3g}"
+    return None
+
+
+def _numbers(value) -> np.ndarray:
+    """``value`` as float64 numbers (booleans and integers too)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _equal(actual, expected) -> bool:
+    try:
+        return bool(actual == expected)
+    except (TypeError, ValueError):  # an object whose == is not a truth value
+        return False
 
 
 def bf16_agreement(actual: list, expected: list) -> dict:
