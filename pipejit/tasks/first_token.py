@@ -19,7 +19,9 @@ here, whose layers transformers lays out this way, are changed.
 
 from __future__ import annotations
 
+import functools
 import sys
+import types
 from typing import Any
 
 import torch
@@ -52,37 +54,39 @@ def first_position_only(model: torch.nn.Module) -> bool:
         or not hasattr(sys.modules[type(own).__module__], "eager_attention_forward")
     ):
         return False
-    own.forward = _first_position_forward(own)
+    eager = sys.modules[type(own).__module__].eager_attention_forward
+    # bound as a method, so that a deep copy of the model binds its copy of the module
+    own.forward = types.MethodType(functools.partial(_first_position_forward, eager), own)
     attention.output.register_forward_pre_hook(_first_position_residual)
     return True
 
 
-def _first_position_forward(module: torch.nn.Module):
-    """A forward for self-attention ``module`` that attends from the first position only."""
-    eager = sys.modules[type(module).__module__].eager_attention_forward
+def _first_position_forward(
+    eager,
+    module: torch.nn.Module,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, Any]:
+    """Self-attention ``module``'s forward from the first position only (``eager``: the
+    family's own attention function, transformers' fallback)."""
+    for unused in ("cache", "past_key_values", "encoder_hidden_states"):
+        kwargs.pop(unused, None)
+    batch = hidden_states.shape[0]
 
-    def forward(
-        hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
-    ) -> tuple[torch.Tensor, Any]:
-        for unused in ("cache", "past_key_values", "encoder_hidden_states"):
-            kwargs.pop(unused, None)
-        batch = hidden_states.shape[0]
+    def heads(projection: torch.nn.Module, states: torch.Tensor) -> torch.Tensor:
+        shape = (batch, states.shape[1], -1, module.attention_head_size)
+        return projection(states).view(shape).transpose(1, 2)
 
-        def heads(projection: torch.nn.Module, states: torch.Tensor) -> torch.Tensor:
-            shape = (batch, states.shape[1], -1, module.attention_head_size)
-            return projection(states).view(shape).transpose(1, 2)
-
-        query = heads(module.query, hidden_states[:, :1])
-        key, value = heads(module.key, hidden_states), heads(module.value, hidden_states)
-        if attention_mask is not None and attention_mask.dim() == 4:
-            attention_mask = attention_mask[:, :, :1]  # the first query's row of the mask
-        attend = _attention_functions().get_interface(module.config._attn_implementation, eager)
-        output, weights = attend(
-            module, query, key, value, attention_mask, dropout=0.0, scaling=module.scaling, **kwargs
-        )
-        return output.reshape(batch, 1, -1).contiguous(), weights
-
-    return forward
+    query = heads(module.query, hidden_states[:, :1])
+    key, value = heads(module.key, hidden_states), heads(module.value, hidden_states)
+    if attention_mask is not None and attention_mask.dim() == 4:
+        attention_mask = attention_mask[:, :, :1]  # the first query's row of the mask
+    attend = _attention_functions().get_interface(module.config._attn_implementation, eager)
+    output, weights = attend(
+        module, query, key, value, attention_mask, dropout=0.0, scaling=module.scaling, **kwargs
+    )
+    return output.reshape(batch, 1, -1).contiguous(), weights
 
 
 def _first_position_residual(module: torch.nn.Module, args: tuple) -> tuple:

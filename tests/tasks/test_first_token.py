@@ -3,6 +3,8 @@ its keys and values), and still answer as transformers does."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import transformers
@@ -117,3 +119,15 @@ def test_a_model_object_handed_in_is_left_as_it_is(folders):
     texts = sentences(6, seed=7)
     reference = transformers.pipeline("text-classification", model=folders["bert"])
     assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
+
+
+def test_a_deep_copy_computes_with_its_own_weights(folders):
+    # the CPU path times deep copies of the model: each must run its own last layer
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folders["bert"])
+    assert first_position_only(model)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.bert.encoder.layer[-1].attention.self.query.weight.zero_()
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    with torch.inference_mode():
+        assert not torch.allclose(twin(input_ids=ids).logits, model(input_ids=ids).logits)
