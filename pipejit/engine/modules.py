@@ -34,10 +34,12 @@ class ModuleSet:
         config: EngineConfig,
         shapes: ShapePolicy,
         threads: ThreadChooser | None = None,
+        guard_modules: bool = True,
     ):
         self.config = config
         self.shapes = shapes
         self.threads = threads
+        self.guard_modules = guard_modules
         if isinstance(task, ForwardTask):
             self.declared = {
                 "model": Module(task.forward_module, dynamic_dims=(0, 1) if task.pads else (0,))
@@ -76,6 +78,7 @@ class ModuleSet:
                 dynamic_dims=spec.dynamic_dims,
                 stats=self.stats[name],
                 freeze=self.config.autocast is not None and self.config.device.type == "cpu",
+                guard_modules=self.guard_modules,
             )
             if self.threads is not None:
                 runner = self._runners[name]

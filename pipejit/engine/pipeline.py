@@ -66,6 +66,9 @@ class Pipeline:
             config,
             self.shapes,
             threads=self.cpu_path.threads if self.cpu_path is not None else None,
+            # the CPU path's models are the pipeline's own and never change once compiled:
+            # dynamo need not check their attributes before every call
+            guard_modules=self.cpu_path is None,
         )
         self.memory = Backoff()
         self._compiles_saved = 0

@@ -234,3 +234,54 @@ def test_compiled_bf16_opt_in_with_frozen_weights_agrees_with_transformers(model
     assert ours.stats()["compiles"] >= 1 and ours.modules.runner("model").freeze
     assert bf16_agreement(got, expected)["ok"]
     assert bf16_agreement([ours(texts[0])], expected[:1])["ok"]
+
+
+@pytest.mark.parametrize("guard_modules", [True, False])
+def test_unguarded_modules_skip_attribute_checks_but_not_the_thread_count(guard_modules):
+    from pipejit.engine.runner import Runner
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = 2.0
+
+        def forward(self, x):
+            return x * self.scale
+
+    graphs = []
+
+    def backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    module = Scaled()
+    runner = Runner(
+        module, compile=True, dynamic=True, backend=backend, guard_modules=guard_modules
+    )
+    x = torch.ones(3, 4)
+    assert runner({"x": x})[0, 0] == 2.0
+    module.scale = 3.0  # what the pipeline never does to its own models once compiled
+    assert runner({"x": x})[0, 0] == (3.0 if guard_modules else 2.0)
+    assert len(graphs) == (2 if guard_modules else 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        runner({"x": x})  # the thread count is global state: still checked, compiled anew
+    finally:
+        torch.set_num_threads(threads)
+    assert len(graphs) == (3 if guard_modules else 2)
+
+
+def test_the_cpu_paths_own_models_go_unguarded_and_others_do_not(model_folder):
+    folder = str(model_folder("text-classification"))
+    texts = sentences(4, seed=9)
+    reference = transformers.pipeline("text-classification", model=folder)
+    ours = pipejit.pipeline("text-classification", model=folder)
+    assert not ours.modules.guard_modules
+    assert_same(ours(texts, batch_size=2), reference(texts, batch_size=1))
+    assert pipejit.pipeline(
+        "text-classification", model=folder, cpu_path=False
+    ).modules.guard_modules
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder)
+    handed_in = pipejit.pipeline("text-classification", model=model, tokenizer=reference.tokenizer)
+    assert handed_in.modules.guard_modules  # the caller may change their own model
