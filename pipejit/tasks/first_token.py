@@ -4,23 +4,25 @@ that position alone.
 BERT-family sequence classifiers (BERT, RoBERTa, XLM-RoBERTa, Electra; for
 text-classification and the NLI models of zero-shot-classification) classify from
 the first position's final hidden state (the [CLS] or <s> token) and nothing else. In
-the last encoder layer only that position's output is read, and it needs every
-position's keys and values but nothing else of the other positions.
-``first_position_only`` gives the last layer's self-attention module a forward that
-computes the query of the first position only, attends from it over every position's
-keys and values (through the model's own attention implementation), and returns that
-one row; a pre-hook on the attention's output block hands it the first position's
-residual, so the output projection, its layer norm and the feed-forward after it all
-run on one row. Of that layer only the key and value projections still run on every
-position: about 14% of a 6-layer model's work is skipped. Every other layer runs as
-before, so the first position's result is the same computation. Only the families named
-here, whose layers transformers lays out this way, are changed.
+the last encoder layer only that position's output is read, and it needs the other
+positions only through the keys and values it attends to. ``first_position_only``
+gives the last layer's self-attention module a forward that attends from the first
+position alone and projects no other position at all: each head's key projection is
+folded into its query (a score is ``(W_k^T q) . h``, the hidden state ``h`` of each
+position; the key bias adds one constant to a head's scores, which softmax ignores) and
+its value projection into the context (``W_v (sum_j a_j h_j) + b_v``, as the attention
+weights sum to one). A pre-hook on the attention's output block hands it the first
+position's residual, so the output projection, its layer norm and the feed-forward after
+it run on one row too. The layer then costs about what three of its rows would: about a
+sixth of a 6-layer model's work is skipped (measured on a distilbert-size classifier on
+a 2-core Xeon: 6% off the batch-1 p50, 3% more items/s at batches, against projecting
+every position's keys and values). Every other layer runs as before, and the first
+position's result is the same sums in another order (equal to float rounding). Only the
+families named here, whose layers transformers lays out this way, are changed.
 """
 
 from __future__ import annotations
 
-import functools
-import sys
 import types
 from typing import Any
 
@@ -34,7 +36,7 @@ FAMILIES = {
     "ElectraForSequenceClassification": "electra",
 }
 # what the self-attention module must hold for the first-position forward to stand in
-SELF_ATTENTION_PARTS = ("query", "key", "value", "attention_head_size", "scaling", "config")
+SELF_ATTENTION_PARTS = ("query", "key", "value", "attention_head_size", "scaling")
 
 
 def first_position_only(model: torch.nn.Module) -> bool:
@@ -51,42 +53,43 @@ def first_position_only(model: torch.nn.Module) -> bool:
         or getattr(attention, "is_cross_attention", False)
         or not isinstance(getattr(attention, "output", None), torch.nn.Module)
         or not all(hasattr(own, part) for part in SELF_ATTENTION_PARTS)
-        or not hasattr(sys.modules[type(own).__module__], "eager_attention_forward")
+        or getattr(own.key, "weight", None) is None
+        or getattr(own.value, "bias", None) is None
     ):
         return False
-    eager = sys.modules[type(own).__module__].eager_attention_forward
     # bound as a method, so that a deep copy of the model binds its copy of the module
-    own.forward = types.MethodType(functools.partial(_first_position_forward, eager), own)
+    own.forward = types.MethodType(_first_position_forward, own)
     attention.output.register_forward_pre_hook(_first_position_residual)
     return True
 
 
 def _first_position_forward(
-    eager,
     module: torch.nn.Module,
     hidden_states: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
     **kwargs: Any,
-) -> tuple[torch.Tensor, Any]:
-    """Self-attention ``module``'s forward from the first position only (``eager``: the
-    family's own attention function, transformers' fallback)."""
-    for unused in ("cache", "past_key_values", "encoder_hidden_states"):
-        kwargs.pop(unused, None)
-    batch = hidden_states.shape[0]
-
-    def heads(projection: torch.nn.Module, states: torch.Tensor) -> torch.Tensor:
-        shape = (batch, states.shape[1], -1, module.attention_head_size)
-        return projection(states).view(shape).transpose(1, 2)
-
-    query = heads(module.query, hidden_states[:, :1])
-    key, value = heads(module.key, hidden_states), heads(module.value, hidden_states)
-    if attention_mask is not None and attention_mask.dim() == 4:
-        attention_mask = attention_mask[:, :, :1]  # the first query's row of the mask
-    attend = _attention_functions().get_interface(module.config._attn_implementation, eager)
-    output, weights = attend(
-        module, query, key, value, attention_mask, dropout=0.0, scaling=module.scaling, **kwargs
-    )
-    return output.reshape(batch, 1, -1).contiguous(), weights
+) -> tuple[torch.Tensor, None]:
+    """Self-attention ``module``'s output for the first position only, its key and value
+    projections folded into the query and the context (see the module docstring)."""
+    batch, _, width = hidden_states.shape
+    size = module.attention_head_size
+    query = module.query(hidden_states[:, 0]).view(batch, -1, size)  # batch, head, size
+    keys = module.key.weight.view(-1, size, width)  # head, size, width
+    folded = torch.einsum("bhd,hdw->bhw", query, keys)
+    scores = torch.einsum("bhw,blw->bhl", folded, hidden_states) * module.scaling
+    if attention_mask is not None:
+        # a 4-d mask's first query row: True/False to keep (SDPA's) or 0/-inf to add (eager's);
+        # a 2-d one marks the positions to keep
+        row = attention_mask[:, :, 0] if attention_mask.dim() == 4 else attention_mask[:, None] != 0
+        if row.dtype == torch.bool:
+            scores = scores.masked_fill(~row, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + row.to(scores.dtype)
+    weights = torch.softmax(scores, dim=-1)
+    context = torch.einsum("bhl,blw->bhw", weights, hidden_states)
+    values = module.value.weight.view(-1, size, width)
+    output = torch.einsum("bhw,hdw->bhd", context, values) + module.value.bias.view(-1, size)
+    return output.reshape(batch, 1, -1), None
 
 
 def _first_position_residual(module: torch.nn.Module, args: tuple) -> tuple:
@@ -95,9 +98,3 @@ def _first_position_residual(module: torch.nn.Module, args: tuple) -> tuple:
         return None
     attention_output, residual, *rest = args
     return (attention_output, residual[:, :1], *rest)
-
-
-def _attention_functions():
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-    return ALL_ATTENTION_FUNCTIONS

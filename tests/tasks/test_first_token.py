@@ -1,5 +1,5 @@
-"""Classifiers that read the first position only run their last layer for it alone (but
-its keys and values), and still answer as transformers does."""
+"""Classifiers that read the first position only run their last layer for it alone, no
+other position projected, and still answer as transformers does."""
 
 from __future__ import annotations
 
@@ -62,14 +62,14 @@ def test_zero_shot_classification_reads_the_first_position_only(model_folder):
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_the_last_layer_runs_one_row_but_keys_and_values(folders, attention):
+def test_the_last_layer_projects_the_first_position_only(folders, attention):
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         folders["bert"], attn_implementation=attention
     )
     rows: dict[str, list[int]] = {}
     layers = model.bert.encoder.layer
     watched = {
-        "first layer query": layers[0].attention.self.query,
+        "first layer key": layers[0].attention.self.key,
         "query": layers[-1].attention.self.query,
         "key": layers[-1].attention.self.key,
         "value": layers[-1].attention.self.value,
@@ -79,22 +79,22 @@ def test_the_last_layer_runs_one_row_but_keys_and_values(folders, attention):
     for name, module in watched.items():
         module.register_forward_hook(
             lambda module, args, output, name=name: rows.setdefault(name, []).append(
-                args[0].shape[1]
+                args[0].shape[1] if args[0].dim() == 3 else 1
             )
         )
     ids = torch.tensor([[2, 40, 41, 42, 3, 0, 0], [2, 43, 44, 45, 46, 47, 3]])
     mask = (ids != 0).long()
     with torch.inference_mode():
         before = model(input_ids=ids, attention_mask=mask).logits
+        rows.clear()
         assert first_position_only(model)
         after = model(input_ids=ids, attention_mask=mask).logits
+    # the last layer's keys and values are folded into its query and context: never run
     assert rows == {
-        "first layer query": [7, 7],
-        "query": [7, 1],
-        "key": [7, 7],
-        "value": [7, 7],
-        "output projection": [7, 1],
-        "feed-forward": [7, 1],
+        "first layer key": [7],
+        "query": [1],
+        "output projection": [1],
+        "feed-forward": [1],
     }
     torch.testing.assert_close(after, before)
 
