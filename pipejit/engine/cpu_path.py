@@ -1,8 +1,11 @@
 """The CPU path: which GEMM library and attention kernel run a model fastest on this CPU.
 
-Which is fastest depends on the chip, and the machine changes: on an Intel Xeon
-torch's default GEMM (MKL) and oneDNN run an fp32 linear about equally fast; on
-an AMD EPYC oneDNN's prepacked linear is about 2.3x MKL. So nothing is assumed:
+Which is fastest depends on the chip, the model and the machine, which changes: on an
+Intel Xeon with AMX torch's default GEMM (MKL) and oneDNN run a large fp32 linear about
+equally fast, while at a sentence's few dozen rows oneDNN's prepacked linear is faster
+(25% on cached weights, 4% on weights streamed from L3) but costs about 11 us more per
+call, which small models feel; on an AMD EPYC oneDNN is about 2.3x MKL. So nothing is
+assumed:
 ``optimize_for_cpu`` times the model's own eager forward under each candidate, on one
 sentence and on a small batch (what services and batch jobs send), in alternation, and
 keeps the fastest over both, but only if it beats the default by ``MARGIN`` (a shared
