@@ -63,8 +63,10 @@ def test_zero_shot_classification_reads_the_first_position_only(model_folder):
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_the_last_layer_projects_the_first_position_only(folders, attention):
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        folders["bert"], attn_implementation=attention
+    model = _with_random_biases(
+        transformers.AutoModelForSequenceClassification.from_pretrained(
+            folders["bert"], attn_implementation=attention
+        )
     )
     rows: dict[str, list[int]] = {}
     layers = model.bert.encoder.layer
@@ -131,3 +133,48 @@ def test_a_deep_copy_computes_with_its_own_weights(folders):
     ids = torch.tensor([[2, 40, 41, 42, 3]])
     with torch.inference_mode():
         assert not torch.allclose(twin(input_ids=ids).logits, model(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize(
+    "family",
+    [
+        (transformers.BertConfig, transformers.BertForSequenceClassification),
+        (transformers.RobertaConfig, transformers.RobertaForSequenceClassification),
+        (transformers.XLMRobertaConfig, transformers.XLMRobertaForSequenceClassification),
+        (transformers.ElectraConfig, transformers.ElectraForSequenceClassification),
+    ],
+    ids=lambda family: family[1].__name__,
+)
+def test_every_family_keeps_its_logits_on_padded_batches(family, attention):
+    config_class, model_class = family
+    config = config_class(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=3,
+        pad_token_id=1,
+    )
+    torch.manual_seed(0)
+    model = _with_random_biases(model_class(config).eval())
+    model.set_attn_implementation(attention)
+    ids = torch.tensor([[2, 40, 41, 42, 3, 1, 1], [2, 43, 44, 45, 46, 47, 3]])
+    mask = (ids != 1).long()
+    with torch.inference_mode():
+        before = model(input_ids=ids, attention_mask=mask).logits
+        assert first_position_only(model)
+        after = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+
+
+def _with_random_biases(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every bias drawn at random (initialised, they are all zero, and the
+    folded key and value projections must carry theirs)."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
+    return model
