@@ -35,11 +35,13 @@ class ModuleSet:
         shapes: ShapePolicy,
         threads: ThreadChooser | None = None,
         guard_modules: bool = True,
+        cpp_wrapper: bool = False,
     ):
         self.config = config
         self.shapes = shapes
         self.threads = threads
         self.guard_modules = guard_modules
+        self.cpp_wrapper = cpp_wrapper
         if isinstance(task, ForwardTask):
             self.declared = {
                 "model": Module(task.forward_module, dynamic_dims=(0, 1) if task.pads else (0,))
@@ -79,6 +81,8 @@ class ModuleSet:
                 stats=self.stats[name],
                 freeze=self.config.autocast is not None and self.config.device.type == "cpu",
                 guard_modules=self.guard_modules,
+                # one-row graphs only, and one graph for every length (not one per bucket)
+                cpp_wrapper=self.cpp_wrapper and self.config.shapes == "dynamic",
             )
             if self.threads is not None:
                 runner = self._runners[name]

@@ -69,6 +69,7 @@ class Pipeline:
             # the CPU path's models are the pipeline's own and never change once compiled:
             # dynamo need not check their attributes before every call
             guard_modules=self.cpu_path is None,
+            cpp_wrapper=self._cpp_wrapper(),
         )
         self.memory = Backoff()
         self._compiles_saved = 0
@@ -109,6 +110,18 @@ class Pipeline:
             # static compiles are one per bucket already: not one per thread count on top
             choice.threads = None
         return choice
+
+    def _cpp_wrapper(self) -> bool:
+        """Whether one-row graphs compile with inductor's C++ wrapper (see ``runner``): for
+        the CPU path's measured fp32 models whose linears stay torch's (oneDNN's is a
+        Python op, which the C++ wrapper would call back into)."""
+        path = self.cpu_path
+        return (
+            path is not None
+            and bool(path.measured_ms)
+            and path.linears == "aten"
+            and self.config.autocast is None
+        )
 
     def _graph_runner(self) -> GraphRunner | None:
         """CUDA graphs for a capturable forward task, where the configuration wants them."""

@@ -285,3 +285,65 @@ def test_the_cpu_paths_own_models_go_unguarded_and_others_do_not(model_folder):
     model = transformers.AutoModelForSequenceClassification.from_pretrained(folder)
     handed_in = pipejit.pipeline("text-classification", model=model, tokenizer=reference.tokenizer)
     assert handed_in.modules.guard_modules  # the caller may change their own model
+
+
+def test_one_row_graphs_compile_with_the_cpp_wrapper_and_batches_without():
+    import torch._inductor.config as inductor_config
+
+    from pipejit.engine.runner import Runner
+
+    wrappers = []
+
+    def backend(graph_module, example_inputs):
+        wrappers.append(inductor_config.cpp_wrapper)
+        return graph_module.forward
+
+    runner = Runner(
+        torch.nn.Linear(8, 4), compile=True, dynamic=True, backend=backend, cpp_wrapper=True
+    )
+    runner({"input": torch.randn(1, 5, 8)})
+    runner({"input": torch.randn(3, 5, 8)})
+    assert wrappers == [True, False]
+    assert not inductor_config.cpp_wrapper  # set around the compile only
+
+
+@pytest.mark.parametrize(
+    ("fastest", "wrapped"),
+    [
+        ("aten+sdpa", True),
+        pytest.param("onednn+sdpa", False, marks=needs_onednn),
+        (None, False),
+    ],
+)
+def test_the_cpp_wrapper_goes_to_measured_models_on_torchs_linears(
+    model_folder, monkeypatch, fastest, wrapped
+):
+    if fastest is not None:
+        monkeypatch.setattr(
+            cpu_path, "MIN_MEASURED_WEIGHTS", 0
+        )  # else: the tiny model is not timed
+        monkeypatch.setattr(
+            cpu_path,
+            "time_forwards",
+            lambda m, setups, autocast=None: {n: 1.0 if n == fastest else 5.0 for n in setups},
+        )
+    folder = str(model_folder("text-classification"))
+    ours = pipejit.pipeline("text-classification", model=folder, compile=False)
+    assert ours.modules.cpp_wrapper is wrapped
+
+
+def test_a_one_row_graph_through_the_cpp_wrapper_answers_as_transformers(model_folder, monkeypatch):
+    monkeypatch.setattr(cpu_path, "MIN_MEASURED_WEIGHTS", 0)
+    monkeypatch.setattr(
+        cpu_path,
+        "time_forwards",
+        lambda m, setups, autocast=None: {n: 1.0 if n == "aten+sdpa" else 5.0 for n in setups},
+    )
+    folder = str(model_folder("text-classification"))
+    texts = sentences(3, seed=11)
+    ours = pipejit.pipeline("text-classification", model=folder)
+    reference = transformers.pipeline("text-classification", model=folder)
+    assert ours.modules.cpp_wrapper and ours.modules.runner("model").cpp_wrapper
+    for text in texts:
+        assert_same(ours(text), reference(text))
+    assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
