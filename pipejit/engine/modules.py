@@ -81,8 +81,7 @@ class ModuleSet:
                 stats=self.stats[name],
                 freeze=self.config.autocast is not None and self.config.device.type == "cpu",
                 guard_modules=self.guard_modules,
-                # one-row graphs only, and one graph for every length (not one per bucket)
-                cpp_wrapper=self.cpp_wrapper and self.config.shapes == "dynamic",
+                cpp_wrapper=self.cpp_wrapper,
             )
             if self.threads is not None:
                 runner = self._runners[name]

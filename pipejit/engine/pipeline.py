@@ -114,13 +114,15 @@ class Pipeline:
     def _cpp_wrapper(self) -> bool:
         """Whether one-row graphs compile with inductor's C++ wrapper (see ``runner``): for
         the CPU path's measured fp32 models whose linears stay torch's (oneDNN's is a
-        Python op, which the C++ wrapper would call back into)."""
+        Python op, which the C++ wrapper would call back into), under one dynamic graph
+        for every length (not one compile per bucket)."""
         path = self.cpu_path
         return (
             path is not None
             and bool(path.measured_ms)
             and path.linears == "aten"
             and self.config.autocast is None
+            and not self.shapes.static
         )
 
     def _graph_runner(self) -> GraphRunner | None:

@@ -26,7 +26,7 @@ class TextClassification(ForwardTask):
     first_position_only = False
 
     def prepare_model(self) -> None:
-        # BERT-family heads read the first position only: the last feed-forward runs on it
+        # BERT-family heads read the first position only: the last layer computes it alone
         self.first_position_only = first_position_only(self.model)
 
     def model_kwargs(self) -> dict[str, Any]:

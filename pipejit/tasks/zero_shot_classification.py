@@ -25,9 +25,10 @@ class ZeroShotClassification(ForwardTask):
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
     kernel_impl = "auto"
 
+    first_position_only = False
+
     def __init__(self, reference):
         super().__init__(reference)
-        self.first_position_only = False
         self.entailment_id = next(
             (i for label, i in self.config.label2id.items() if label.lower().startswith("entail")),
             -1,

@@ -25,6 +25,17 @@ def test_choose_keeps_the_default_unless_clearly_faster():
         choose({"onednn+sdpa": 1.0}, "aten+sdpa")
 
 
+def _measured_fastest(monkeypatch, fastest: str) -> None:
+    """Tiny models measured by the CPU path, the setup named ``fastest`` (or starting so)
+    timed fastest by far."""
+    monkeypatch.setattr(cpu_path, "MIN_MEASURED_WEIGHTS", 0)
+    monkeypatch.setattr(
+        cpu_path,
+        "time_forwards",
+        lambda m, setups, autocast=None: {n: 1.0 if n.startswith(fastest) else 5.0 for n in setups},
+    )
+
+
 def _classifier(model_folder):
     folder = model_folder("text-classification")
     return transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
@@ -106,12 +117,7 @@ def test_onednn_linear_compiles_with_dynamic_shapes():
 
 @needs_onednn
 def test_pipeline_on_onednn_path_matches_transformers(model_folder, monkeypatch):
-    monkeypatch.setattr(cpu_path, "MIN_MEASURED_WEIGHTS", 0)
-    monkeypatch.setattr(
-        cpu_path,
-        "time_forwards",
-        lambda m, setups, autocast=None: {n: 1.0 if "onednn" in n else 5.0 for n in setups},
-    )
+    _measured_fastest(monkeypatch, "onednn")
     folder = str(model_folder("text-classification"))
     texts = sentences(12, seed=3)
     ours = pipejit.pipeline("text-classification", model=folder, compile=False)
@@ -318,27 +324,15 @@ def test_one_row_graphs_compile_with_the_cpp_wrapper_and_batches_without():
 def test_the_cpp_wrapper_goes_to_measured_models_on_torchs_linears(
     model_folder, monkeypatch, fastest, wrapped
 ):
-    if fastest is not None:
-        monkeypatch.setattr(
-            cpu_path, "MIN_MEASURED_WEIGHTS", 0
-        )  # else: the tiny model is not timed
-        monkeypatch.setattr(
-            cpu_path,
-            "time_forwards",
-            lambda m, setups, autocast=None: {n: 1.0 if n == fastest else 5.0 for n in setups},
-        )
+    if fastest is not None:  # else the tiny model is not timed
+        _measured_fastest(monkeypatch, fastest)
     folder = str(model_folder("text-classification"))
     ours = pipejit.pipeline("text-classification", model=folder, compile=False)
     assert ours.modules.cpp_wrapper is wrapped
 
 
 def test_a_one_row_graph_through_the_cpp_wrapper_answers_as_transformers(model_folder, monkeypatch):
-    monkeypatch.setattr(cpu_path, "MIN_MEASURED_WEIGHTS", 0)
-    monkeypatch.setattr(
-        cpu_path,
-        "time_forwards",
-        lambda m, setups, autocast=None: {n: 1.0 if n == "aten+sdpa" else 5.0 for n in setups},
-    )
+    _measured_fastest(monkeypatch, "aten+sdpa")
     folder = str(model_folder("text-classification"))
     texts = sentences(3, seed=11)
     ours = pipejit.pipeline("text-classification", model=folder)
