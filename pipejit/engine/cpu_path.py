@@ -283,6 +283,17 @@ class OneDnnLinear(torch.nn.Module):
         # kept so that state_dict() and weight tying still see the original parameter
         self.weight = linear.weight
 
+    def as_torch_linear(self) -> torch.nn.Linear:
+        """An ``nn.Linear`` on this one's weight and bias (shared, not copied)."""
+        with torch.device("meta"):
+            linear = torch.nn.Linear(
+                self.in_features, self.out_features, bias=self.bias is not None
+            )
+        linear.weight = self.weight
+        if self.bias is not None:
+            linear.bias = torch.nn.Parameter(self.bias, requires_grad=False)
+        return linear.eval()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # autocast (the bf16 opt-in) casts F.linear's operands; the fp32 oneDNN op would not
         if x.dtype != torch.float32 or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
@@ -303,6 +314,21 @@ def use_onednn_linears(model: torch.nn.Module) -> int:
                 setattr(parent, name, OneDnnLinear(child))
                 swapped += 1
     return swapped
+
+
+def with_torch_linears(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` as it was before ``use_onednn_linears``: a copy that shares every parameter
+    and buffer with it, its ``OneDnnLinear`` modules back to ``nn.Linear`` (``model`` itself
+    when it has none)."""
+    if not any(isinstance(m, OneDnnLinear) for m in model.modules()):
+        return model
+    tensors = [*model.parameters(), *model.buffers()]
+    copied = copy.deepcopy(model, memo={id(t): t for t in tensors})
+    for parent in list(copied.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, OneDnnLinear):
+                setattr(parent, name, child.as_torch_linear())
+    return copied
 
 
 def _linear_weights(model: torch.nn.Module) -> int:

@@ -17,7 +17,7 @@ import torch
 
 from pipejit.contract import Decoded, ForwardTask, Module, StepTask, Task
 from pipejit.engine.config import EngineConfig
-from pipejit.engine.cpu_path import ThreadChooser
+from pipejit.engine.cpu_path import ThreadChooser, with_torch_linears
 from pipejit.engine.decoding import Decoder
 from pipejit.engine.generation import GenerateRunner
 from pipejit.engine.runner import Runner
@@ -35,13 +35,13 @@ class ModuleSet:
         shapes: ShapePolicy,
         threads: ThreadChooser | None = None,
         guard_modules: bool = True,
-        cpp_wrapper: bool = False,
+        one_row_cpp: bool = False,
     ):
         self.config = config
         self.shapes = shapes
         self.threads = threads
         self.guard_modules = guard_modules
-        self.cpp_wrapper = cpp_wrapper
+        self.one_row_cpp = one_row_cpp
         if isinstance(task, ForwardTask):
             self.declared = {
                 "model": Module(task.forward_module, dynamic_dims=(0, 1) if task.pads else (0,))
@@ -68,6 +68,9 @@ class ModuleSet:
         if name not in self._runners:
             spec = self._spec(name)
             _move_plain_tensors(spec.module, self.config.device)
+            one_row_cpp = self.one_row_cpp and self.compiles(name)
+            # one-row graphs take torch's own linears (see ``Runner``)
+            one_row_module = with_torch_linears(spec.module) if one_row_cpp else None
             self._runners[name] = Runner(
                 spec.module,
                 compile=self.compiles(name),
@@ -81,7 +84,8 @@ class ModuleSet:
                 stats=self.stats[name],
                 freeze=self.config.autocast is not None and self.config.device.type == "cpu",
                 guard_modules=self.guard_modules,
-                cpp_wrapper=self.cpp_wrapper,
+                one_row_cpp=one_row_cpp,
+                one_row_module=one_row_module if one_row_module is not spec.module else None,
             )
             if self.threads is not None:
                 runner = self._runners[name]

@@ -69,7 +69,7 @@ class Pipeline:
             # the CPU path's models are the pipeline's own and never change once compiled:
             # dynamo need not check their attributes before every call
             guard_modules=self.cpu_path is None,
-            cpp_wrapper=self._cpp_wrapper(),
+            one_row_cpp=self._one_row_cpp(),
         )
         self.memory = Backoff()
         self._compiles_saved = 0
@@ -111,17 +111,16 @@ class Pipeline:
             choice.threads = None
         return choice
 
-    def _cpp_wrapper(self) -> bool:
-        """Whether one-row graphs compile with inductor's C++ wrapper (see ``runner``): for
-        the CPU path's measured fp32 models whose linears stay torch's (oneDNN's is a
-        Python op, which the C++ wrapper would call back into), under one dynamic graph
-        for every length (not one compile per bucket)."""
+    def _one_row_cpp(self) -> bool:
+        """Whether one-row graphs compile all in C++ (see ``runner``): for the CPU path's
+        measured fp32 models, under one dynamic graph for every length (not one compile per
+        bucket)."""
         path = self.cpu_path
         return (
             path is not None
             and bool(path.measured_ms)
-            and path.linears == "aten"
             and self.config.autocast is None
+            and next(self.task.model.parameters()).dtype == torch.float32
             and not self.shapes.static
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import transformers
@@ -9,7 +11,7 @@ import transformers
 import pipejit
 from pipejit.engine import cpu_path
 from pipejit.engine.cpu_path import OneDnnLinear, ThreadChooser, choose, optimize_for_cpu
-from tests.models import sentences
+from tests.models import build_model_folder, sentences
 from tests.parity import assert_same
 
 needs_onednn = pytest.mark.skipif(
@@ -293,51 +295,134 @@ def test_the_cpu_paths_own_models_go_unguarded_and_others_do_not(model_folder):
     assert handed_in.modules.guard_modules  # the caller may change their own model
 
 
-def test_one_row_graphs_compile_with_the_cpp_wrapper_and_batches_without():
+def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not():
     import torch._inductor.config as inductor_config
 
     from pipejit.engine.runner import Runner
 
-    wrappers = []
+    seen = []
 
     def backend(graph_module, example_inputs):
-        wrappers.append(inductor_config.cpp_wrapper)
+        seen.append(
+            (
+                inductor_config.cpp_wrapper,
+                inductor_config.freezing,
+                inductor_config.max_autotune,
+                inductor_config.max_autotune_gemm_backends,
+            )
+        )
         return graph_module.forward
 
     runner = Runner(
-        torch.nn.Linear(8, 4), compile=True, dynamic=True, backend=backend, cpp_wrapper=True
+        torch.nn.Linear(8, 4), compile=True, dynamic=True, backend=backend, one_row_cpp=True
     )
     runner({"input": torch.randn(1, 5, 8)})
     runner({"input": torch.randn(3, 5, 8)})
-    assert wrappers == [True, False]
-    assert not inductor_config.cpp_wrapper  # set around the compile only
+    assert seen[0] == (True, True, True, "CPP,ATEN")
+    assert seen[1][:3] == (False, False, False)
+    assert not inductor_config.cpp_wrapper and not inductor_config.freezing  # set around compiles
+
+
+def test_a_runner_compiles_one_rows_from_its_one_row_module():
+    from pipejit.engine.runner import Runner
+
+    def backend(graph_module, example_inputs):
+        return graph_module.forward
+
+    batches, one_row = torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)
+    runner = Runner(
+        batches,
+        compile=True,
+        dynamic=True,
+        backend=backend,
+        one_row_cpp=True,
+        one_row_module=one_row,
+        guard_modules=False,
+    )
+    x = torch.randn(3, 5, 8)
+    torch.testing.assert_close(runner({"input": x[:1]}), one_row(x[:1]))
+    torch.testing.assert_close(runner({"input": x}), batches(x))
+
+
+@needs_onednn
+def test_with_torch_linears_shares_the_weights_and_answers_alike(model_folder):
+    model = _classifier(model_folder)
+    cpu_path.use_onednn_linears(model)
+    plain = cpu_path.with_torch_linears(model)
+    assert not any(isinstance(m, cpu_path.OneDnnLinear) for m in plain.modules())
+    assert any(isinstance(m, cpu_path.OneDnnLinear) for m in model.modules())
+    assert all(t.data_ptr() in _pointers(model) for t in plain.parameters())
+    inputs = cpu_path.example_inputs(model, (2, 12))
+    with torch.inference_mode():
+        torch.testing.assert_close(plain(**inputs).logits, model(**inputs).logits)
+    unswapped = _classifier(model_folder)
+    assert cpu_path.with_torch_linears(unswapped) is unswapped
+
+
+def _pointers(model: torch.nn.Module) -> set[int]:
+    return {t.data_ptr() for t in [*model.parameters(), *model.buffers()] if not t.is_mkldnn}
 
 
 @pytest.mark.parametrize(
-    ("fastest", "wrapped"),
+    ("fastest", "all_cpp"),
     [
         ("aten+sdpa", True),
-        pytest.param("onednn+sdpa", False, marks=needs_onednn),
+        pytest.param("onednn+sdpa", True, marks=needs_onednn),
         (None, False),
     ],
 )
-def test_the_cpp_wrapper_goes_to_measured_models_on_torchs_linears(
-    model_folder, monkeypatch, fastest, wrapped
-):
+def test_one_row_graphs_go_all_cpp_for_measured_models(model_folder, monkeypatch, fastest, all_cpp):
     if fastest is not None:  # else the tiny model is not timed
         _measured_fastest(monkeypatch, fastest)
     folder = str(model_folder("text-classification"))
-    ours = pipejit.pipeline("text-classification", model=folder, compile=False)
-    assert ours.modules.cpp_wrapper is wrapped
+    ours = pipejit.pipeline("text-classification", model=folder)
+    assert ours.modules.one_row_cpp is all_cpp
+    runner = ours.modules.runner("model")
+    if fastest == "onednn+sdpa":  # one rows compile the same model on torch's linears
+        assert runner._compiled_one_row is not None
+    else:
+        assert runner._compiled_one_row is None
+    for half in ({"dtype": "bfloat16"}, {"autocast": "bfloat16"}):
+        half_pipeline = pipejit.pipeline("text-classification", model=folder, compile=False, **half)
+        assert not half_pipeline.modules.one_row_cpp
 
 
-def test_a_one_row_graph_through_the_cpp_wrapper_answers_as_transformers(model_folder, monkeypatch):
-    _measured_fastest(monkeypatch, "aten+sdpa")
+@pytest.mark.parametrize("fastest", ["aten+sdpa", pytest.param("onednn+sdpa", marks=needs_onednn)])
+def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypatch, fastest):
+    _measured_fastest(monkeypatch, fastest)
     folder = str(model_folder("text-classification"))
     texts = sentences(3, seed=11)
     ours = pipejit.pipeline("text-classification", model=folder)
     reference = transformers.pipeline("text-classification", model=folder)
-    assert ours.modules.cpp_wrapper and ours.modules.runner("model").cpp_wrapper
+    assert ours.modules.runner("model").one_row_cpp
     for text in texts:
         assert_same(ours(text), reference(text))
     assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
+
+
+def test_two_models_of_one_class_never_share_a_graph(tmp_path, monkeypatch):
+    """Unguarded, frozen graphs of one model class in one process: each pipeline answers
+    with its own weights (a shared graph answered with the first model's) and its own
+    depth (a shared graph ran the first model's layers)."""
+    _measured_fastest(monkeypatch, "aten+sdpa")
+    folders = [
+        build_model_folder("text-classification", tmp_path / "a", seed=1),
+        _deeper(build_model_folder("text-classification", tmp_path / "b", seed=2)),
+    ]
+    texts = sentences(3, seed=5)
+    pipelines = [pipejit.pipeline("text-classification", model=str(f)) for f in folders]
+    for folder, ours in zip(folders, pipelines):
+        reference = transformers.pipeline("text-classification", model=str(folder))
+        assert_same(ours(texts[0], top_k=None), reference(texts[0], top_k=None))
+        assert_same(ours(texts, batch_size=3, top_k=None), reference(texts, top_k=None))
+
+
+def _deeper(folder: Path) -> Path:
+    """The model in ``folder`` with one more layer (same widths), saved over it."""
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder)
+    config = model.config
+    config.num_hidden_layers += 1
+    torch.manual_seed(4)
+    deeper = type(model)(config).eval()
+    deeper.save_pretrained(folder)
+    return folder
