@@ -15,7 +15,10 @@ machine's noise must not flip a choice):
   called through an op that ``torch.compile`` keeps as one opaque call);
 - attention: the model's current implementation (transformers' default, SDPA,
   whose fused CPU kernel is flash attention) or the other of ``sdpa`` / ``eager``.
-Both keep fp32 and agree with transformers to float rounding. The intra-op
+Both keep fp32 and agree with transformers to float rounding. A single sentence's graph
+goes further: it compiles all in C++, and inductor times its C++ GEMM template against the
+library per linear (``runner.one_row_cpp``), on torch's linears (``with_torch_linears``)
+where the batches run oneDNN's. The intra-op
 thread count is chosen continuously instead (``ThreadChooser``): contention from
 other processes comes and goes. The factory wraps the runner's forward with it
 unless the model compiles per bucket (``shapes="static"``), where a compile per

@@ -50,7 +50,7 @@ warmups and captures, whose replays count themselves).
 from __future__ import annotations
 
 import contextlib
-import itertools
+import hashlib
 import time
 import types
 import warnings
@@ -68,24 +68,51 @@ def _unguarded_modules() -> dict[str, Any] | None:
     return {"guard_filter_fn": skip} if skip is not None else None
 
 
-_ENTRIES = itertools.count()
+_ENTRY_CODES: dict[str, types.CodeType] = {}
 
 
-def own_entry(module: torch.nn.Module):
-    """A function that calls ``module``, with a code object of its own.
+def own_entry(module: torch.nn.Module, frozen: bool):
+    """A function that calls ``module``, with a code object shared only with runners of the
+    same model.
 
     dynamo keeps its compiled graphs per code object, so every instance of one model class
     would otherwise share them, told apart by guards alone. Without the module guards
     (``guard_modules=False``) a graph compiled for one model would run another of the same
     class (one with more layers, another activation); with frozen weights it would answer
-    with the first model's weights. Compiled through its own entry, a runner's graphs are
-    its own."""
+    with the first model's weights. So the code object is shared only between modules of
+    one class, configuration and module tree (whose graphs read the weights at each call
+    and may serve each other), and never by a ``frozen`` runner."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         return module(*args, **kwargs)
 
-    code = call.__code__.replace(co_name=f"pipejit_entry_{next(_ENTRIES)}")
+    key = None if frozen else _architecture(module)
+    code = _ENTRY_CODES.get(key) if key is not None else None
+    if code is None:
+        code = call.__code__.replace(co_name=f"pipejit_entry_{len(_ENTRY_CODES)}")
+        if key is not None:
+            _ENTRY_CODES[key] = code
     return types.FunctionType(code, call.__globals__, code.co_name, None, call.__closure__)
+
+
+def _architecture(module: torch.nn.Module) -> str:
+    """What a graph compiled without module guards depends on besides the weights: the
+    class, the configuration, the module tree (sizes, layer counts, activations, epsilons),
+    and any forward bound to an instance or hook (``pipejit.tasks.first_token``)."""
+    config = getattr(module, "config", None)
+    bound = []
+    for name, sub in module.named_modules():
+        hooks = [*sub._forward_pre_hooks.values(), *sub._forward_hooks.values()]
+        if "forward" in vars(sub):
+            hooks.append(sub.forward)
+        bound += [f"{name}:{getattr(hook, '__qualname__', repr(hook))}" for hook in hooks]
+    described = [
+        type(module).__qualname__,
+        config.to_json_string() if hasattr(config, "to_json_string") else repr(config),
+        repr(module),
+        *bound,
+    ]
+    return hashlib.sha256("\n".join(described).encode()).hexdigest()
 
 
 def recompile_limit(limit: int):
@@ -170,13 +197,13 @@ class Runner:
         self._counting = True
         self._compiled, self._compiled_one_row = None, None
         if compile:
-            # graphs shared with other runners by code object are safe only under every guard
-            # and on weights read at each call
-            shared = guard_modules and not freeze and not one_row_cpp
+            frozen = freeze or one_row_cpp
 
             def compiled(target: torch.nn.Module):
+                # graphs shared by code object with any other runner are safe only under
+                # every guard and on weights read at each call (see ``own_entry``)
                 return torch.compile(
-                    target if shared else own_entry(target),
+                    target if guard_modules and not frozen else own_entry(target, frozen),
                     dynamic=None if dynamic else False,
                     backend=backend,
                     mode=mode,

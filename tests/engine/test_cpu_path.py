@@ -387,9 +387,10 @@ def test_one_row_graphs_go_all_cpp_for_measured_models(model_folder, monkeypatch
         assert not half_pipeline.modules.one_row_cpp
 
 
-@pytest.mark.parametrize("fastest", ["aten+sdpa", pytest.param("onednn+sdpa", marks=needs_onednn)])
-def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypatch, fastest):
-    _measured_fastest(monkeypatch, fastest)
+def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypatch):
+    # on oneDNN's linears where there are, so that the one-row module on torch's is tested
+    onednn = torch.backends.mkldnn.is_available()
+    _measured_fastest(monkeypatch, "onednn+sdpa" if onednn else "aten+sdpa")
     folder = str(model_folder("text-classification"))
     texts = sentences(3, seed=11)
     ours = pipejit.pipeline("text-classification", model=folder)
@@ -426,3 +427,28 @@ def _deeper(folder: Path) -> Path:
     deeper = type(model)(config).eval()
     deeper.save_pretrained(folder)
     return folder
+
+
+def test_runner_entries_share_code_only_between_models_of_one_architecture(model_folder):
+    from pipejit.engine.runner import own_entry
+    from pipejit.tasks.first_token import first_position_only
+
+    folder = model_folder("text-classification")
+
+    def load(**changes):
+        return transformers.AutoModelForSequenceClassification.from_pretrained(
+            folder, **changes
+        ).eval()
+
+    first, second = load(), load()
+    assert own_entry(first, False).__code__ is own_entry(second, False).__code__
+    assert own_entry(first, True).__code__ is not own_entry(second, True).__code__  # frozen
+    deeper = load(num_hidden_layers=first.config.num_hidden_layers + 1)
+    assert own_entry(deeper, False).__code__ is not own_entry(first, False).__code__
+    other_epsilon = load(layer_norm_eps=1e-3)
+    assert own_entry(other_epsilon, False).__code__ is not own_entry(first, False).__code__
+    assert first_position_only(second)  # a forward bound to one instance, and hooks
+    assert own_entry(second, False).__code__ is not own_entry(first, False).__code__
+    x = {"input_ids": torch.tensor([[2, 5, 3]])}
+    with torch.inference_mode():  # each entry calls its own module
+        torch.testing.assert_close(own_entry(deeper, False)(**x).logits, deeper(**x).logits)
