@@ -39,8 +39,9 @@ ONNX Runtime's time to 0.89x; a distilbert-size classifier's at 16 tokens from 1
 0.94x, equal at 48. Batches, whose GEMMs are large, keep the library (the template was
 10-25% slower there). ``one_row_module``: the module a one-row graph compiles instead (the
 model with torch's own linears where the batches run oneDNN's, whose Python op neither the
-C++ wrapper nor the template can take). It costs one longer compile (about 10 s more, and
-about 4 s per distinct GEMM shape to time the two), once per process or compile cache.
+C++ wrapper nor the template can take). It costs one longer compile, once per process or
+compile cache, most of it timing the two GEMMs per linear shape: on that EPYC about 30 s for
+MiniLM and 50-70 s for the classifier, where a plain one-row compile took about 20 s.
 
 A module that fails to compile runs eager, with one warning. Every batch is
 counted in the module's ``ModuleStats`` unless run inside ``quiet()`` (graph
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import time
 import types
 import warnings
@@ -75,6 +77,7 @@ def _unguarded_modules() -> dict[str, Any] | None:
 # Runtime's p50 and sentences at 1.31x; first compiled at 40 tokens, 1.01x and 1.09x.
 ONE_ROW_HINT = 48
 _ENTRY_CODES: dict[str, types.CodeType] = {}
+_ENTRY_NUMBERS = itertools.count()
 
 
 def own_entry(module: torch.nn.Module, frozen: bool):
@@ -95,7 +98,7 @@ def own_entry(module: torch.nn.Module, frozen: bool):
     key = None if frozen else _architecture(module)
     code = _ENTRY_CODES.get(key) if key is not None else None
     if code is None:
-        code = call.__code__.replace(co_name=f"pipejit_entry_{len(_ENTRY_CODES)}")
+        code = call.__code__.replace(co_name=f"pipejit_entry_{next(_ENTRY_NUMBERS)}")
         if key is not None:
             _ENTRY_CODES[key] = code
     return types.FunctionType(code, call.__globals__, code.co_name, None, call.__closure__)
@@ -265,8 +268,7 @@ class Runner:
                 freezing(self.freeze),
                 all_cpp(self.one_row_cpp and one_row),
             ):
-                one_row_cpp = one_row and self.one_row_cpp and self.dynamic
-                if first and one_row_cpp and len(shape) > 1 and shape[1] > ONE_ROW_HINT:
+                if first and one_row and self.one_row_cpp and self._longer_than_hint(shape):
                     compiled(**self._shortened(inputs), **self.model_kwargs)
                 outputs = compiled(**inputs, **self.model_kwargs)
         except torch.OutOfMemoryError:
@@ -292,6 +294,9 @@ class Runner:
                 for dim in self.dynamic_dims:
                     if dim < tensor.dim() and tensor.shape[dim] > 1:
                         torch._dynamo.mark_dynamic(tensor, dim)
+
+    def _longer_than_hint(self, shape: tuple[int, ...]) -> bool:
+        return self.dynamic and len(shape) > 1 and shape[1] > ONE_ROW_HINT
 
     def _shortened(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One row cut to its first ``ONE_ROW_HINT`` positions (dimension 1 of each input that
