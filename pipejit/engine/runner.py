@@ -206,9 +206,8 @@ class Runner:
         self._counting = True
         self._compiled, self._compiled_one_row = None, None
         if compile:
-            frozen = freeze or one_row_cpp
 
-            def compiled(target: torch.nn.Module):
+            def compiled(target: torch.nn.Module, frozen: bool):
                 # graphs shared by code object with any other runner are safe only under
                 # every guard and on weights read at each call (see ``own_entry``)
                 return torch.compile(
@@ -219,9 +218,11 @@ class Runner:
                     options=None if guard_modules or mode is not None else _unguarded_modules(),
                 )
 
-            self._compiled = compiled(module)
+            # one-row graphs are frozen under ``one_row_cpp``: the batches' too where they share
+            # the module
+            self._compiled = compiled(module, freeze or (one_row_cpp and one_row_module is None))
             if one_row_module is not None:
-                self._compiled_one_row = compiled(one_row_module)
+                self._compiled_one_row = compiled(one_row_module, freeze or one_row_cpp)
 
     @property
     def compiled(self) -> bool:
