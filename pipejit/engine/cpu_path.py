@@ -306,17 +306,17 @@ class OneDnnLinear(torch.nn.Module):
 
 def use_onednn_linears(model: torch.nn.Module) -> int:
     """Swap every fp32 CPU ``nn.Linear`` of ``model`` for a ``OneDnnLinear``; how many."""
-    swapped = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if (
-                type(child) is torch.nn.Linear
-                and child.weight.dtype == torch.float32
-                and child.weight.device.type == "cpu"
-            ):
-                setattr(parent, name, OneDnnLinear(child))
-                swapped += 1
-    return swapped
+
+    def prepacked(child: torch.nn.Module) -> torch.nn.Module | None:
+        if (
+            type(child) is torch.nn.Linear
+            and child.weight.dtype == torch.float32
+            and child.weight.device.type == "cpu"
+        ):
+            return OneDnnLinear(child)
+        return None
+
+    return _swap_children(model, prepacked)
 
 
 def with_torch_linears(model: torch.nn.Module) -> torch.nn.Module:
@@ -327,11 +327,23 @@ def with_torch_linears(model: torch.nn.Module) -> torch.nn.Module:
         return model
     tensors = [*model.parameters(), *model.buffers()]
     copied = copy.deepcopy(model, memo={id(t): t for t in tensors})
-    for parent in list(copied.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, OneDnnLinear):
-                setattr(parent, name, child.as_torch_linear())
+    _swap_children(
+        copied, lambda child: child.as_torch_linear() if isinstance(child, OneDnnLinear) else None
+    )
     return copied
+
+
+def _swap_children(model: torch.nn.Module, replace: Callable) -> int:
+    """Every submodule of ``model`` for which ``replace(child)`` gives a module, swapped for
+    it in its parent, in place; how many."""
+    swapped = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            replacement = replace(child)
+            if replacement is not None:
+                setattr(parent, name, replacement)
+                swapped += 1
+    return swapped
 
 
 def _linear_weights(model: torch.nn.Module) -> int:

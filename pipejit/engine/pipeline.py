@@ -114,10 +114,14 @@ class Pipeline:
     def _one_row_cpp(self) -> bool:
         """Whether one-row graphs compile all in C++ (see ``runner``): for the CPU path's
         measured fp32 models, under one dynamic graph for every length (not one compile per
-        bucket)."""
+        bucket), without a compile cache. Such a graph holds oneDNN's packed weights, which
+        inductor's cache cannot pickle: each process would compile it again (measured on a
+        2-core Zen 3, a distilbert-size classifier's first one-row call with a warm compile
+        cache took 58-64 s this way, 2-7 s on the cached dynamic graph)."""
         path = self.cpu_path
         return (
-            path is not None
+            self.compile_cache is None
+            and path is not None
             and bool(path.measured_ms)
             and self.config.autocast is None
             and next(self.task.model.parameters()).dtype == torch.float32
