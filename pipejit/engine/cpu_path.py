@@ -18,8 +18,8 @@ machine's noise must not flip a choice):
 Both keep fp32 and agree with transformers to float rounding. A single sentence's graph
 goes further: it compiles all in C++, and inductor times its C++ GEMM template against the
 library per linear (``runner.one_row_cpp``), on torch's linears (``with_torch_linears``)
-where the batches run oneDNN's. The intra-op
-thread count is chosen continuously instead (``ThreadChooser``): contention from
+where the batches run oneDNN's (not under a compile cache, which cannot keep that graph). The
+intra-op thread count is chosen continuously instead (``ThreadChooser``): contention from
 other processes comes and goes. The factory wraps the runner's forward with it
 unless the model compiles per bucket (``shapes="static"``), where a compile per
 thread count would double every bucket's. bf16 is the

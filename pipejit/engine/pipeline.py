@@ -116,8 +116,8 @@ class Pipeline:
         measured fp32 models, under one dynamic graph for every length (not one compile per
         bucket), without a compile cache. Such a graph holds oneDNN's packed weights, which
         inductor's cache cannot pickle: each process would compile it again (measured on a
-        2-core Zen 3, a distilbert-size classifier's first one-row call with a warm compile
-        cache took 58-64 s this way, 2-7 s on the cached dynamic graph)."""
+        2-core Zen 3, a distilbert-size classifier's first one-row call in a warm start took
+        58-64 s this way, 5-9 s on the cached graph)."""
         path = self.cpu_path
         return (
             self.compile_cache is None

@@ -39,9 +39,11 @@ ONNX Runtime's time to 0.89x; a distilbert-size classifier's at 16 tokens from 1
 0.94x, equal at 48. Batches, whose GEMMs are large, keep the library (the template was
 10-25% slower there). ``one_row_module``: the module a one-row graph compiles instead (the
 model with torch's own linears where the batches run oneDNN's, whose Python op neither the
-C++ wrapper nor the template can take). It costs one longer compile, once per process or
-compile cache, most of it timing the two GEMMs per linear shape: on that EPYC about 30 s for
-MiniLM and 50-70 s for the classifier, where a plain one-row compile took about 20 s.
+C++ wrapper nor the template can take). It costs one longer compile, once per process (the
+frozen oneDNN weights keep the graph out of inductor's cache, so a pipeline with a compile
+cache does not ask for it), most of it timing the two GEMMs per linear shape: on that EPYC
+about 30 s for MiniLM and 50-70 s for the classifier with inductor's cache warm, twice that
+cold, where a plain one-row compile took about 20 s.
 
 A module that fails to compile runs eager, with one warning. Every batch is
 counted in the module's ``ModuleStats`` unless run inside ``quiet()`` (graph
