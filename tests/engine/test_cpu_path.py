@@ -10,6 +10,7 @@ import transformers
 
 import pipejit
 from pipejit.engine import cpu_path
+from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV
 from pipejit.engine.cpu_path import OneDnnLinear, ThreadChooser, choose, optimize_for_cpu
 from tests.models import build_model_folder, sentences
 from tests.parity import assert_same
@@ -412,7 +413,8 @@ def test_one_row_graphs_go_all_cpp_for_measured_models(
         half_pipeline = pipejit.pipeline("text-classification", model=folder, compile=False, **half)
         assert not half_pipeline.modules.one_row_cpp
     # its frozen oneDNN weights keep the graph out of inductor's cache: not with a cache
-    cached = pipejit.pipeline("text-classification", model=folder, compile_cache=tmp_path)
+    monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "inductor"))  # not the session's
+    cached = pipejit.pipeline("text-classification", model=folder, compile_cache=tmp_path / "c")
     assert not cached.modules.one_row_cpp
 
 
