@@ -28,7 +28,7 @@ import torch
 from transformers import StaticCache
 
 from pipejit.contract import ChooseToken, Decoded, StopCheck
-from pipejit.engine.runner import precision, recompile_limit
+from pipejit.engine.runner import compile_limit, precision, recompile_limit
 from pipejit.engine.shapes import ShapePolicy, cache_length
 from pipejit.engine.stats import ModuleStats
 
@@ -68,9 +68,17 @@ class Decoder:
         self.step_shapes: set[tuple[int, int]] = set()
         self._caches: OrderedDict[tuple[int, int], StaticCache] = OrderedDict()
         self._step = None
+        per_function = compile_limit(max_graphs) if compile else {}
+        # patched around every step only where torch.compile takes no limit of its own
+        self._patched_limit = None if per_function else max_graphs
         if compile:
             self._step = torch.compile(
-                self._eager_step, fullgraph=True, dynamic=False, backend=backend, mode=mode
+                self._eager_step,
+                fullgraph=True,
+                dynamic=False,
+                backend=backend,
+                mode=mode,
+                **per_function,
             )
 
     def decode(
@@ -171,7 +179,7 @@ class Decoder:
         self.step_shapes.add(shape)
         start = time.perf_counter()
         try:
-            with recompile_limit(self.max_graphs):
+            with recompile_limit(self._patched_limit):
                 logits = self._step(token, position, mask, cache)
         except torch.OutOfMemoryError:
             raise

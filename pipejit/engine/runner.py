@@ -31,19 +31,20 @@ a distilbert-size classifier's.
 in C++. Inductor writes the code that calls its kernels in C++ instead of Python (its C++
 wrapper), freezes the weights, and times its C++ GEMM template, whose micro-kernels are
 generated for the GEMM's shape with the weights packed once, against the library GEMM, per
-linear, keeping the faster. At one sentence a small model's forward is dozens of short
-kernels and library calls, whose Python calling cost shows, and a GEMM of a few dozen rows,
-which a general library serves worst. Measured on a 2-core AMD EPYC (Zen 3, AVX2),
-interleaved with ONNX Runtime: all-MiniLM-L6-v2's forward at 16-48 tokens from 1.05-1.3x
-ONNX Runtime's time to 0.89x; a distilbert-size classifier's at 16 tokens from 1.25x to
-0.94x, equal at 48. Batches, whose GEMMs are large, keep the library (the template was
-10-25% slower there). ``one_row_module``: the module a one-row graph compiles instead (the
-model with torch's own linears where the batches run oneDNN's, whose Python op neither the
-C++ wrapper nor the template can take). It costs one longer compile, once per process (the
-frozen oneDNN weights keep the graph out of inductor's cache, so a pipeline with a compile
-cache does not ask for it), most of it timing the two GEMMs per linear shape: on that EPYC
-about 30 s for MiniLM and 50-70 s for the classifier with inductor's cache warm, twice that
-cold, where a plain one-row compile took about 20 s.
+linear, keeping the faster (one-row GEMMs excepted, ``pipejit.engine.all_cpp``). At one
+sentence a small model's forward is dozens of short kernels and library calls, whose Python
+calling cost shows, and a GEMM of a few dozen rows, which a general library serves worst.
+Measured on a 2-core AMD EPYC (Zen 3, AVX2), interleaved with ONNX Runtime:
+all-MiniLM-L6-v2's forward at 16-48 tokens from 1.05-1.3x ONNX Runtime's time to 0.89x; a
+distilbert-size classifier's at 16 tokens from 1.25x to 0.94x, equal at 48. Batches, whose
+GEMMs are large, keep the library (the template was 10-25% slower there).
+``one_row_module``: the module a one-row graph compiles instead (the model with torch's own
+linears where the batches run oneDNN's, whose Python op neither the C++ wrapper nor the
+template can take). It costs one longer compile, once per process (the frozen oneDNN weights
+keep the graph out of inductor's cache, so a pipeline with a compile cache does not ask for
+it), most of it timing the two GEMMs per linear shape: on that EPYC about 30 s for MiniLM
+and 50-70 s for the classifier with inductor's cache warm; cold, about 90 s and 80 s (105 s
+before its one-row GEMMs went untimed), where a plain one-row compile took about 20 s.
 
 A module that fails to compile runs eager, with one warning. Every batch is
 counted in the module's ``ModuleStats`` unless run inside ``quiet()`` (graph
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import itertools
 import time
 import types
@@ -62,6 +64,7 @@ from typing import Any
 
 import torch
 
+from pipejit.engine.all_cpp import all_cpp
 from pipejit.engine.stats import ModuleStats
 
 
@@ -126,8 +129,21 @@ def _architecture(module: torch.nn.Module) -> str:
     return hashlib.sha256("\n".join(described).encode()).hexdigest()
 
 
-def recompile_limit(limit: int):
-    """Let dynamo keep one graph per bucket (its default keeps 8 per function)."""
+def compile_limit(limit: int) -> dict[str, int]:
+    """``torch.compile``'s own recompile limit for the one function, where this torch takes
+    one (2.13 does): set once, where patching dynamo's global limit (``recompile_limit``)
+    costs about 0.1 ms every call, measured on a 2-core Zen 3 (1% of all-MiniLM-L6-v2's
+    answer to one short query)."""
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:
+        return {"recompile_limit": limit}
+    return {}
+
+
+def recompile_limit(limit: int | None):
+    """Let dynamo keep one graph per bucket (its default keeps 8 per function), for the
+    compiles inside; nothing for ``None`` (a limit given to ``torch.compile`` itself)."""
+    if limit is None:
+        return contextlib.nullcontext()
     config = torch.compiler.config
     if not hasattr(config, "recompile_limit"):  # older torch keeps it with dynamo
         config = torch._dynamo.config
@@ -147,21 +163,6 @@ def freezing(enabled: bool):
     import torch._inductor.config as inductor_config
 
     return inductor_config.patch(freezing=True)
-
-
-def all_cpp(enabled: bool):
-    """For the compiles inside (nothing when not ``enabled``): inductor's C++ wrapper, frozen
-    weights, and each GEMM the faster, timed here, of inductor's C++ template and the library."""
-    if not enabled:
-        return contextlib.nullcontext()
-    import torch._inductor.config as inductor_config
-
-    return inductor_config.patch(
-        cpp_wrapper=True,
-        freezing=True,
-        max_autotune=True,
-        max_autotune_gemm_backends="CPP,ATEN",
-    )
 
 
 def precision(autocast: torch.dtype | None, device: torch.device):
@@ -207,6 +208,9 @@ class Runner:
         self._graph_keys: set[tuple[int, ...]] = set()
         self._counting = True
         self._compiled, self._compiled_one_row = None, None
+        per_function = compile_limit(max_buckets) if compile else {}
+        # patched around every call only where torch.compile takes no limit of its own
+        self._patched_limit = None if per_function else max_buckets
         if compile:
 
             def compiled(target: torch.nn.Module, frozen: bool):
@@ -218,6 +222,7 @@ class Runner:
                     backend=backend,
                     mode=mode,
                     options=None if guard_modules or mode is not None else _unguarded_modules(),
+                    **per_function,
                 )
 
             # one-row graphs are frozen under ``one_row_cpp``: the batches' too where they share
@@ -267,7 +272,7 @@ class Runner:
             if one_row and self._compiled_one_row is not None:
                 compiled = self._compiled_one_row
             with (
-                recompile_limit(self.max_buckets),
+                recompile_limit(self._patched_limit),
                 freezing(self.freeze),
                 all_cpp(self.one_row_cpp and one_row),
             ):

@@ -324,6 +324,67 @@ def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not():
     assert not inductor_config.cpp_wrapper and not inductor_config.freezing  # set around compiles
 
 
+@pytest.mark.parametrize("limit_of_its_own", [True, False])
+def test_every_bucket_compiles_past_dynamos_default_limit(monkeypatch, limit_of_its_own):
+    """Through torch.compile's own limit where this torch takes one, else through dynamo's
+    global limit patched around each call."""
+    from pipejit.engine import runner as runner_module
+
+    if not limit_of_its_own:
+        monkeypatch.setattr(runner_module, "compile_limit", lambda limit: {})
+    compiles = []
+
+    def backend(graph_module, example_inputs):
+        compiles.append(graph_module)
+        return graph_module.forward
+
+    linear = torch.nn.Linear(4, 2)
+    runner = runner_module.Runner(
+        linear, compile=True, dynamic=False, backend=backend, max_buckets=12
+    )
+    rows = range(1, 11)  # ten static shapes, past dynamo's default of 8 graphs
+    for batch in rows:
+        x = torch.randn(batch, 4)
+        torch.testing.assert_close(runner({"input": x}), linear(x))
+    assert len(compiles) == len(rows)  # no shape fell back to eager
+
+
+def test_all_cpp_compiles_time_the_template_against_the_library_except_for_one_row(
+    monkeypatch, tmp_path
+):
+    from torch._inductor import select_algorithm
+
+    from pipejit.engine.all_cpp import all_cpp
+
+    class RowThenFirst(torch.nn.Module):
+        """A GEMM of two rows, then one of the first row alone (a first-token head)."""
+
+        def __init__(self):
+            super().__init__()
+            self.body, self.head = torch.nn.Linear(16, 32), torch.nn.Linear(32, 8)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x))[:1])
+
+    timed = []  # the rows of every GEMM inductor timed
+
+    def saver(timings, *rest):
+        timed.append(int(next(iter(timings)).layout.size[0]))
+
+    # an empty inductor cache: a cached timing would not be timed again
+    monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "inductor"))
+    model, x = RowThenFirst().eval(), torch.randn(2, 16)
+    select_algorithm.add_feedback_saver(saver)
+    try:
+        with torch.inference_mode(), all_cpp(True):
+            out = torch.compile(model)(x)
+    finally:
+        select_algorithm.get_algorithm_selector_cache().feedback_saver_fns.remove(saver)
+    with torch.inference_mode():
+        torch.testing.assert_close(out, model(x))
+    assert timed == [2]
+
+
 def test_a_long_first_row_compiles_the_all_cpp_graph_at_the_hint_length():
     from pipejit.engine.runner import ONE_ROW_HINT, Runner
 

@@ -1,0 +1,73 @@
+"""Inductor's settings for the all-C++ one-row graphs (``runner.one_row_cpp``).
+
+Inside ``all_cpp(True)`` a compile writes inductor's C++ wrapper, freezes the weights, and
+times, per GEMM shape, inductor's C++ template against the library GEMM, keeping the faster.
+
+Except for GEMMs of a single row: the heads of models whose last layer computes the first
+position alone (``pipejit.tasks.first_token``) multiply one row by each weight. Those take
+the template without timing, as each timing builds the template's kernel apart, once more
+than the graph does: on a 2-core AMD EPYC (Zen 3) 5-9 s of a cold compile per shape, five
+shapes for a distilbert-size classifier. The template had won all five there; a one-row GEMM
+reads its weights once, so the two differ little, in a forward a hundred times longer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+_COMPILING_ALL_CPP = contextvars.ContextVar("pipejit_all_cpp", default=False)
+
+
+@contextlib.contextmanager
+def all_cpp(enabled: bool):
+    """The all-C++ settings for the compiles inside (nothing when not ``enabled``)."""
+    if not enabled:
+        yield
+        return
+    import torch._inductor.config as inductor_config
+
+    _skip_timing_one_row_gemms()
+    token = _COMPILING_ALL_CPP.set(True)
+    try:
+        with inductor_config.patch(
+            cpp_wrapper=True,
+            freezing=True,
+            max_autotune=True,
+            max_autotune_gemm_backends="CPP,ATEN",
+        ):
+            yield
+    finally:
+        _COMPILING_ALL_CPP.reset(token)
+
+
+def template_alone_for_one_row(choices: list) -> list:
+    """Inductor's candidates for one GEMM, as it times them: the C++ template alone where
+    the GEMM has a single row and the compile is an all-C++ one (else all of them)."""
+    if not _COMPILING_ALL_CPP.get() or not choices:
+        return choices
+    from torch._inductor.select_algorithm import ExternKernelCaller  # a library GEMM
+
+    templates = [c for c in choices if not isinstance(c, ExternKernelCaller)]
+    if templates and _one_row(choices[0].layout.size):
+        return templates
+    return choices
+
+
+def _one_row(size) -> bool:
+    """Whether an output of this size has a single row: every dimension but the last is 1
+    (sympy compares structurally, so a dynamic length is not)."""
+    return len(size) > 1 and all(dim == 1 for dim in size[:-1])
+
+
+def _skip_timing_one_row_gemms() -> None:
+    """Puts ``template_alone_for_one_row`` among inductor's preprocessing of GEMM
+    candidates, once (a torch without that hook times every GEMM)."""
+    from torch._inductor import select_algorithm
+
+    add = getattr(select_algorithm, "add_preprocessing_fn", None)
+    cache = getattr(select_algorithm, "get_algorithm_selector_cache", None)
+    if add is None or cache is None:
+        return
+    if template_alone_for_one_row not in cache().preprocessing_fns:
+        add(template_alone_for_one_row)
