@@ -62,7 +62,6 @@ class Decoder:
         self.model = model
         self.autocast = autocast
         self.shapes = shapes
-        self.max_graphs = max_graphs
         self.stats = stats if stats is not None else ModuleStats()
         # (batch, cache length) of every compiled step run: one graph each
         self.step_shapes: set[tuple[int, int]] = set()

@@ -199,7 +199,6 @@ class Runner:
         self.model = module
         self.model_kwargs = dict(model_kwargs or {})
         self.autocast = autocast
-        self.max_buckets = max_buckets
         self.dynamic = dynamic
         self.dynamic_dims = dynamic_dims
         self.freeze = freeze

@@ -356,6 +356,9 @@ def test_all_cpp_compiles_time_the_template_against_the_library_except_for_one_r
 
     from pipejit.engine.all_cpp import all_cpp
 
+    if not hasattr(select_algorithm, "add_preprocessing_fn"):
+        pytest.skip("this torch has no hook on inductor's GEMM candidates: it times them all")
+
     class RowThenFirst(torch.nn.Module):
         """A GEMM of two rows, then one of the first row alone (a first-token head)."""
 
