@@ -67,9 +67,7 @@ class Decoder:
         self.step_shapes: set[tuple[int, int]] = set()
         self._caches: OrderedDict[tuple[int, int], StaticCache] = OrderedDict()
         self._step = None
-        per_function = compile_limit(max_graphs) if compile else {}
-        # patched around every step only where torch.compile takes no limit of its own
-        self._patched_limit = None if per_function else max_graphs
+        per_function, self._patched_limit = compile_limit(max_graphs)
         if compile:
             self._step = torch.compile(
                 self._eager_step,

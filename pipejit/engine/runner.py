@@ -129,14 +129,15 @@ def _architecture(module: torch.nn.Module) -> str:
     return hashlib.sha256("\n".join(described).encode()).hexdigest()
 
 
-def compile_limit(limit: int) -> dict[str, int]:
-    """``torch.compile``'s own recompile limit for the one function, where this torch takes
-    one (2.13 does): set once, where patching dynamo's global limit (``recompile_limit``)
-    costs about 0.1 ms every call, measured on a 2-core Zen 3 (1% of all-MiniLM-L6-v2's
-    answer to one short query)."""
+def compile_limit(limit: int) -> tuple[dict[str, int], int | None]:
+    """How a compiled function keeps up to ``limit`` graphs: ``torch.compile``'s keyword
+    arguments, and the limit still to patch around each call (``recompile_limit``), ``None``
+    where this torch takes a limit of its own (2.13 does). Set once that way, where patching
+    dynamo's global limit costs about 0.1 ms every call, measured on a 2-core Zen 3 (1% of
+    all-MiniLM-L6-v2's answer to one short query)."""
     if "recompile_limit" in inspect.signature(torch.compile).parameters:
-        return {"recompile_limit": limit}
-    return {}
+        return {"recompile_limit": limit}, None
+    return {}, limit
 
 
 def recompile_limit(limit: int | None):
@@ -207,9 +208,7 @@ class Runner:
         self._graph_keys: set[tuple[int, ...]] = set()
         self._counting = True
         self._compiled, self._compiled_one_row = None, None
-        per_function = compile_limit(max_buckets) if compile else {}
-        # patched around every call only where torch.compile takes no limit of its own
-        self._patched_limit = None if per_function else max_buckets
+        per_function, self._patched_limit = compile_limit(max_buckets)
         if compile:
 
             def compiled(target: torch.nn.Module, frozen: bool):

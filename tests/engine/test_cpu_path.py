@@ -331,7 +331,7 @@ def test_every_bucket_compiles_past_dynamos_default_limit(monkeypatch, limit_of_
     from pipejit.engine import runner as runner_module
 
     if not limit_of_its_own:
-        monkeypatch.setattr(runner_module, "compile_limit", lambda limit: {})
+        monkeypatch.setattr(runner_module, "compile_limit", lambda limit: ({}, limit))
     compiles = []
 
     def backend(graph_module, example_inputs):
