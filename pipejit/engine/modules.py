@@ -36,12 +36,14 @@ class ModuleSet:
         threads: ThreadChooser | None = None,
         guard_modules: bool = True,
         one_row_cpp: bool = False,
+        unmasked_single_rows: bool = False,
     ):
         self.config = config
         self.shapes = shapes
         self.threads = threads
         self.guard_modules = guard_modules
         self.one_row_cpp = one_row_cpp
+        self.unmasked_single_rows = unmasked_single_rows
         if isinstance(task, ForwardTask):
             self.declared = {
                 "model": Module(task.forward_module, dynamic_dims=(0, 1) if task.pads else (0,))
@@ -86,6 +88,7 @@ class ModuleSet:
                 guard_modules=self.guard_modules,
                 one_row_cpp=one_row_cpp,
                 one_row_module=one_row_module if one_row_module is not spec.module else None,
+                unmasked_single_rows=self.unmasked_single_rows,
             )
             if self.threads is not None:
                 runner = self._runners[name]

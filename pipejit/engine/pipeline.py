@@ -70,6 +70,8 @@ class Pipeline:
             # dynamo need not check their attributes before every call
             guard_modules=self.cpu_path is None,
             one_row_cpp=self._one_row_cpp(),
+            # its text models read a missing mask as every position attended
+            unmasked_single_rows=self.cpu_path is not None,
         )
         self.memory = Backoff()
         self._compiles_saved = 0

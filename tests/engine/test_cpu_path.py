@@ -496,6 +496,45 @@ def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypa
     assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
 
 
+def test_single_rows_attending_everywhere_run_without_their_mask(model_folder):
+    """A batch of one pads nothing: the model gets no mask (it reads none as every position
+    attended) and answers as transformers does; rows of a batch keep theirs."""
+    folder = str(model_folder("text-classification"))
+    texts = sentences(3, seed=13)
+    reference = transformers.pipeline("text-classification", model=folder)
+    ours = pipejit.pipeline("text-classification", model=folder, compile=False)
+    runner = ours.modules.runner("model")
+    model, seen = runner.model, []
+
+    def recording(**inputs):
+        seen.append((len(inputs["input_ids"]), "attention_mask" in inputs))
+        return model(**inputs)
+
+    runner.model = recording
+    for text in texts:
+        assert_same(ours(text, top_k=None), reference(text, top_k=None))
+    assert seen == [(1, False)] * 3
+    seen.clear()
+    # one length: one batch (the scheduler splits rows whose padding would be large)
+    pair = ["the river ran past the old mill", "the river ran past the new mill"]
+    assert_same(ours(pair, batch_size=2), reference(pair, batch_size=1))
+    assert seen == [(2, True)]
+    assert not pipejit.pipeline(
+        "text-classification", model=folder, cpu_path=False
+    ).modules.unmasked_single_rows
+
+
+def test_without_full_mask_drops_only_a_mask_that_attends_everywhere():
+    from pipejit.engine.runner import without_full_mask
+
+    ids = torch.tensor([[5, 6, 7]])
+    full = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    assert list(without_full_mask(full)) == ["input_ids"]
+    padded = {"input_ids": ids, "attention_mask": torch.tensor([[1, 1, 0]])}
+    assert without_full_mask(padded) is padded
+    assert without_full_mask({"input_ids": ids}) == {"input_ids": ids}
+
+
 def test_two_models_of_one_class_never_share_a_graph(tmp_path, monkeypatch):
     """Unguarded, frozen graphs of one model class in one process: each pipeline answers
     with its own weights (a shared graph answered with the first model's) and its own
