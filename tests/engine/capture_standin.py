@@ -120,6 +120,8 @@ def with_graphs(pj, capture: RecordingCapture | None = None, **options):
     """``pj`` with a graph runner that records through ``capture`` (a new
     ``RecordingCapture`` by default), owning the task's model, in place of CUDA graphs."""
     runner = pj.modules.runner("model")
+    # graphs run on CUDA, where no CPU path drops a single row's mask (reading its values)
+    runner.unmasked_single_rows = False
     capture = capture or RecordingCapture()
     capture.own(pj.task.model)
     pj.graphs = GraphRunner(
