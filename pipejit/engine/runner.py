@@ -50,12 +50,13 @@ before its one-row GEMMs went untimed), where a plain one-row compile took about
 attends every position (a batch of one pads nothing) runs without the mask, which the model
 then reads as all positions attended: the same attention, in a graph that builds no mask and
 calls SDPA's unmasked kernel (eager transformers drops such a mask itself; a traced model
-cannot look at its values). dynamo traces the smaller graph faster: on a 2-core AMD EPYC
-(Zen 3), a distilbert-size classifier without its mask in 4.6 s, with it in 5.8 s (the trace
-alone). On that machine, one-row all-C++ graphs with and without the mask, interleaved with
-ONNX Runtime in both orders (two identical pipelines differed by up to 4% there), answered
-all-MiniLM-L6-v2's short queries 5-20% faster and its sentences between 12% faster and 4%
-slower; the classifier's sentences 5-8% faster and its short queries 4-6% slower.
+cannot look at its values). The smaller graph traces faster: on a 2-core AMD EPYC (Zen 3), a
+warm start's first single sentence to a distilbert-size classifier took 3.9 s, against 4.6 s
+with the mask (``cold-start`` suite, same hour). On that machine, one-row all-C++ graphs
+with and without the mask, interleaved with ONNX Runtime in both orders (two identical
+pipelines differed by up to 4% there), answered all-MiniLM-L6-v2's short queries 5-20%
+faster and its sentences between 12% faster and 4% slower; the classifier's sentences 5-8%
+faster and its short queries 4-6% slower.
 
 A module that fails to compile runs eager, with one warning. Every batch is
 counted in the module's ``ModuleStats`` unless run inside ``quiet()`` (graph
