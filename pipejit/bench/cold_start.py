@@ -3,16 +3,18 @@
 The ``cold-start`` suite runs rounds of three subprocesses, one after the other (a
 shared machine's speed drifts: compare within a round), each building
 ``pipejit.pipeline(..., compile_cache=folder)`` and calling it once:
-- ``cold``: an empty folder; compiles, and fills the folder (its artifacts and,
-  as ``inductor/``, inductor's cache directory);
+- ``cold``: an empty folder; compiles, and fills the folder (the classifier's
+  ahead-of-time packages, ``pipejit.engine.aot_graph``, the artifacts of anything
+  ``torch.compile`` built and, as ``inductor/``, inductor's cache directory);
 - ``warm``: the folder the cold start filled, as the next start on the same machine
   or in an image built with it;
-- ``artifacts``: only the folder's portable artifacts, with an empty inductor cache
-  directory of its own, as a fresh machine given the artifact files alone.
+- ``artifacts``: only the folder's portable files (packages and artifacts), with an
+  empty inductor cache directory of its own, as a fresh machine given those files alone.
 Each reports the whole process's seconds, the seconds from ``pipejit.pipeline(...)``
 to the first result (a batch of 8), the compile seconds within it, the seconds of the
 one sentence it answers next (what a service is sent: one row compiles a graph of its
-own) and the artifacts it loaded; its outputs are checked against transformers.
+own), the packages it loaded and the artifacts it loaded; its outputs are checked against
+transformers.
 """
 
 from __future__ import annotations
@@ -31,13 +33,20 @@ from pipejit.bench.models import random_classifier
 from pipejit.bench.parity import TOLERANCE, outputs_match
 from pipejit.bench.results import engine_run, settings_case
 from pipejit.bench.suites import Options
+from pipejit.engine.aot_graph import PACKAGE_DIR
 from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV, SUFFIX
 
 TASK = "text-classification"
 TEXTS = ["a short one", "a somewhat longer sentence about the weather in paris today"] * 4
 SINGLE = TEXTS[1]
 STARTS = ("cold", "warm", "artifacts")
-COLUMNS = ("first_result_seconds", "compile_seconds", "first_single_seconds", "artifacts_loaded")
+COLUMNS = (
+    "first_result_seconds",
+    "compile_seconds",
+    "first_single_seconds",
+    "packages_loaded",
+    "artifacts_loaded",
+)
 
 
 def suite(folder: Path, options: Options) -> list[dict[str, Any]]:
@@ -72,8 +81,8 @@ def suite(folder: Path, options: Options) -> list[dict[str, Any]]:
             runs={size: runs},
             notes=[
                 "cold: an empty compile_cache folder; warm: the folder the cold start filled; "
-                "artifacts: the folder's portable artifacts alone, with an empty inductor "
-                "cache directory (a fresh machine given only those files)."
+                "artifacts: the folder's portable files alone (packages and artifacts), with "
+                "an empty inductor cache directory (a fresh machine given only those files)."
             ],
         )
     ]
@@ -87,6 +96,8 @@ def starts(model: str, scratch: Path) -> dict[str, dict]:
     portable.mkdir(parents=True)
     for path in cache.glob(f"*{SUFFIX}"):
         shutil.copy(path, portable / path.name)
+    if (cache / PACKAGE_DIR).is_dir():
+        shutil.copytree(cache / PACKAGE_DIR, portable / PACKAGE_DIR)
     results["artifacts"] = run_child(model, portable, inductor=scratch / "empty-inductor")
     return results
 
@@ -125,11 +136,14 @@ def child(model: str, cache: str) -> dict:
     outputs.append(pipe(SINGLE))
     first_single = time.perf_counter() - start
     stats = pipe.stats()
+    packages = pipe.modules.runner("model").aot_graphs
     return {
         "first_result_seconds": first_result,
         "compile_seconds": compile_seconds,
         "first_single_seconds": first_single,
         "compiles": stats["compiles"],
+        "packages_loaded": sum(g.loaded is not None and not g.built for g in packages),
+        "packages_built": sum(g.built for g in packages),
         "cache_files_loaded": pipe.compile_cache.loaded_files,
         "artifacts_loaded": len(pipe.compile_cache.known),
         "inductor_dir": str(pipe.compile_cache.inductor_dir),

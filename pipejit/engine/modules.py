@@ -10,12 +10,14 @@ policy, and each counting into its own ``ModuleStats``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from pipejit.contract import Decoded, ForwardTask, Module, StepTask, Task
+from pipejit.engine.aot_graph import AotGraph
 from pipejit.engine.config import EngineConfig
 from pipejit.engine.cpu_path import ThreadChooser, with_torch_linears
 from pipejit.engine.decoding import Decoder
@@ -37,6 +39,7 @@ class ModuleSet:
         guard_modules: bool = True,
         one_row_cpp: bool = False,
         unmasked_single_rows: bool = False,
+        aot_folder: str | os.PathLike | None = None,
     ):
         self.config = config
         self.shapes = shapes
@@ -44,6 +47,8 @@ class ModuleSet:
         self.guard_modules = guard_modules
         self.one_row_cpp = one_row_cpp
         self.unmasked_single_rows = unmasked_single_rows
+        self.aot_folder = aot_folder
+        self.max_length = task.max_length
         if isinstance(task, ForwardTask):
             self.declared = {
                 "model": Module(task.forward_module, dynamic_dims=(0, 1) if task.pads else (0,))
@@ -89,11 +94,32 @@ class ModuleSet:
                 one_row_cpp=one_row_cpp,
                 one_row_module=one_row_module if one_row_module is not spec.module else None,
                 unmasked_single_rows=self.unmasked_single_rows,
+                aot_graphs=self._aot_graphs(name),
             )
             if self.threads is not None:
                 runner = self._runners[name]
                 runner.forward = self.threads.wrap(runner.forward)
         return self._runners[name]
+
+    def _aot_graphs(self, name: str) -> tuple[AotGraph, ...]:
+        """A forward task's padded text model from ahead-of-time packages, single rows and
+        batches, where the pipeline keeps them (``pipejit.engine.aot_graph``)."""
+        spec = self.declared[name]
+        if self.aot_folder is None or name != "model" or not self.compiles(name):
+            return ()
+        if tuple(spec.dynamic_dims) != (0, 1) or self.config.shapes != "dynamic":
+            return ()
+        module = with_torch_linears(spec.module)
+        return tuple(
+            AotGraph(
+                module,
+                self.aot_folder,
+                single_row=single_row,
+                model_kwargs=self.model_kwargs,
+                max_length=self.max_length,
+            )
+            for single_row in (True, False)
+        )
 
     # -- Steps --------------------------------------------------------------------------
 

@@ -72,6 +72,7 @@ class Pipeline:
             one_row_cpp=self._one_row_cpp(),
             # its text models read a missing mask as every position attended
             unmasked_single_rows=self.cpu_path is not None,
+            aot_folder=self.compile_cache.folder if self._ahead_of_time() else None,
         )
         self.memory = Backoff()
         self._compiles_saved = 0
@@ -125,6 +126,19 @@ class Pipeline:
             self.compile_cache is None
             and path is not None
             and bool(path.measured_ms)
+            and self.config.autocast is None
+            and next(self.task.model.parameters()).dtype == torch.float32
+            and not self.shapes.static
+        )
+
+    def _ahead_of_time(self) -> bool:
+        """Whether batches run from an ahead-of-time package in the compile cache
+        (``pipejit.engine.aot_graph``): for the CPU path's fp32 text models under one
+        dynamic graph, where a cache keeps what the next process starts from."""
+        return (
+            self.compile_cache is not None
+            and self.cpu_path is not None
+            and self.config.compile
             and self.config.autocast is None
             and next(self.task.model.parameters()).dtype == torch.float32
             and not self.shapes.static

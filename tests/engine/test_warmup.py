@@ -7,6 +7,7 @@ import torch
 import transformers
 
 import pipejit
+from pipejit.engine.aot_graph import PACKAGE_DIR
 from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV, INDUCTOR_DIR, SUFFIX, CompileCache
 from pipejit.engine.shapes import capture_plan
 from tests.engine.capture_standin import RecordingCapture, graphed
@@ -109,16 +110,35 @@ def test_a_second_process_starts_from_the_saved_folder(tmp_path):
     model = random_classifier("tiny", tmp_path / "model")
     cache = tmp_path / "cache"
     cold = run_child(model, cache)
-    files = sorted(p.name for p in cache.glob(f"*{SUFFIX}"))
-    # one file per call that compiled: the batch's graph, then the single sentence's
-    assert cold["cache_files_loaded"] == 0 and len(files) == 2
+    packages = sorted(p.name for p in (cache / PACKAGE_DIR).glob("*.pt2"))
+    # the batch's package and the single sentence's (pipejit.engine.aot_graph)
+    assert cold["packages_built"] == 2 and cold["packages_loaded"] == 0 and len(packages) == 2
     assert cold["inductor_dir"] == str(cache / INDUCTOR_DIR)
-    assert any((cache / INDUCTOR_DIR).iterdir())  # the built kernels are kept in the folder
     warm = run_child(model, cache)
-    assert warm["cache_files_loaded"] == 2 and warm["artifacts_loaded"] > 0
+    assert warm["packages_loaded"] == 2 and warm["packages_built"] == 0
     assert warm["compiles"] == cold["compiles"]
     assert warm["outputs"] == cold["outputs"]
-    assert len(list(cache.glob(f"*{SUFFIX}"))) == 2  # nothing new compiled: no new file
+    assert sorted(p.name for p in (cache / PACKAGE_DIR).glob("*.pt2")) == packages
+
+
+@pytest.mark.slow
+def test_compiled_graphs_leave_their_artifacts_for_the_next_start(model_folder, tmp_path):
+    """A pipeline that torch.compile runs (here the CPU path is off, so no packages) saves
+    its artifacts once per call that compiled, and a new cache on the folder loads them."""
+    folder = str(model_folder("text-classification"))
+    cache = tmp_path / "cache"
+    ours = pipejit.pipeline(
+        "text-classification", model=folder, compile_cache=cache, cpu_path=False
+    )
+    assert_same(ours(TEXTS[:4], batch_size=4), reference_answers(folder, TEXTS[:4]))
+    assert len(list(cache.glob(f"*{SUFFIX}"))) == 1
+    assert CompileCache(cache).load() > 0
+    ours(TEXTS[:4], batch_size=4)
+    assert len(list(cache.glob(f"*{SUFFIX}"))) == 1  # nothing new compiled: no new file
+
+
+def reference_answers(folder: str, texts: list[str]):
+    return transformers.pipeline("text-classification", model=folder)(texts, batch_size=1)
 
 
 def test_compile_cache_keeps_the_cpu_paths_timings_for_the_next_start(
