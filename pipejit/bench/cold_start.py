@@ -3,9 +3,9 @@
 The ``cold-start`` suite runs rounds of three subprocesses, one after the other (a
 shared machine's speed drifts: compare within a round), each building
 ``pipejit.pipeline(..., compile_cache=folder)`` and calling it once:
-- ``cold``: an empty folder; compiles, and fills the folder (the classifier's
-  ahead-of-time packages, ``pipejit.engine.aot_graph``, the artifacts of anything
-  ``torch.compile`` built and, as ``inductor/``, inductor's cache directory);
+- ``cold``: an empty folder; compiles, and fills the folder (the batches' ahead-of-time
+  package, ``pipejit.engine.aot_graph``, the artifacts of what ``torch.compile`` built,
+  the single sentence's graph, and, as ``inductor/``, inductor's cache directory);
 - ``warm``: the folder the cold start filled, as the next start on the same machine
   or in an image built with it;
 - ``artifacts``: only the folder's portable files (packages and artifacts), with an
@@ -136,14 +136,14 @@ def child(model: str, cache: str) -> dict:
     outputs.append(pipe(SINGLE))
     first_single = time.perf_counter() - start
     stats = pipe.stats()
-    packages = pipe.modules.runner("model").aot_graphs
+    package = pipe.modules.runner("model").aot_graph
     return {
         "first_result_seconds": first_result,
         "compile_seconds": compile_seconds,
         "first_single_seconds": first_single,
         "compiles": stats["compiles"],
-        "packages_loaded": sum(g.loaded is not None and not g.built for g in packages),
-        "packages_built": sum(g.built for g in packages),
+        "packages_loaded": int(package is not None and package.loaded is not None),
+        "packages_built": int(package is not None and package.built),
         "cache_files_loaded": pipe.compile_cache.loaded_files,
         "artifacts_loaded": len(pipe.compile_cache.known),
         "inductor_dir": str(pipe.compile_cache.inductor_dir),

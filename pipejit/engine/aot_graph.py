@@ -1,22 +1,27 @@
-"""A CPU pipeline's text model, compiled ahead of time into its compile cache.
+"""Batches of a CPU pipeline's text model, compiled ahead of time into its compile cache.
 
 ``torch.compile`` traces the model with dynamo in every new process, even where inductor's
 cache holds the compiled code: on a 2-core AMD EPYC (Zen 3) that trace was most of a warm
 start's first answer to a batch of 8 (9.6 s for a distilbert-size classifier). Under a
-compile cache, the model runs instead from two AOTInductor packages (``torch.export``,
-then ``aoti_compile_and_package``): one for batches of two rows or more, with a dynamic
-batch and length, one for single rows (which run without their mask, see
-``runner.without_full_mask``), with a dynamic length. A later process loads them, with
-nothing to trace.
+compile cache, batches of two rows or more run instead from an AOTInductor package
+(``torch.export`` with a dynamic batch and length, then ``aoti_compile_and_package``),
+which a later process loads, with nothing to trace.
+
+Single rows keep dynamo's graph: a package for them, built as ``runner.one_row_cpp``
+builds its graph (frozen weights, inductor's GEMM template), answered short queries as
+fast as that graph but sentences 15-30% slower than the cached dynamo graph (measured on
+a 2-core Zen 3, a distilbert-size classifier, whatever the GEMM choice or thread setting).
+Batches from the package ran 1-8% slower than dynamo's graph on the CPU path's oneDNN
+linears (same machine, batches of 8 and 32): the price of a warm start without a trace.
 
 - The package holds code, not weights: they are the live module's, handed over at load
   (``load_constants``, shared, not copied). So two models of one architecture share a
   package and each answers with its own weights, and a package never outlives its weights.
 - Its kernels read the thread count at each call (``cpp.dynamic_threads``), which the CPU
   path's ``ThreadChooser`` sets.
-- Its key: single rows or batches, the module's architecture (``runner._architecture``),
-  the inputs' names and dtypes, the call's extra arguments, the length range, torch's
-  version and the CPU's instruction sets.
+- Its key: the module's architecture (``runner._architecture``), the inputs' names and
+  dtypes, the call's extra arguments, the length range, torch's version and the CPU's
+  instruction sets.
 - torch's own linears are exported: a oneDNN-prepacked weight is an opaque tensor that
   export cannot take.
 - A model that export or the compiler cannot take, or a torch without this API, runs the
@@ -56,21 +61,19 @@ class _Positional(torch.nn.Module):
 
 
 class AotGraph:
-    """``module`` on rows x length inputs (one row where ``single_row``, else ``MIN_ROWS`` or
-    more) from a package in ``folder``: loaded where an earlier process built it, else built
-    at the first call it accepts and saved there."""
+    """``module`` on batches (rows x length inputs, ``MIN_ROWS`` rows or more) from a package
+    in ``folder``: loaded where an earlier process built it, else built at the first batch
+    it accepts and saved there."""
 
     def __init__(
         self,
         module: torch.nn.Module,
         folder: str | os.PathLike,
         *,
-        single_row: bool,
         model_kwargs: dict[str, Any] | None = None,
         max_length: int = 512,
     ):
         self.module = module
-        self.single_row = single_row
         self.folder = Path(folder) / PACKAGE_DIR
         self.model_kwargs = dict(model_kwargs or {})
         self.max_length = max_length
@@ -80,18 +83,16 @@ class AotGraph:
         self.failed: str | None = None
 
     def accepts(self, inputs: dict[str, torch.Tensor]) -> bool:
-        """Whether the package serves this batch: every input is rows x length, with one row
-        or at least ``MIN_ROWS`` as built for, a length in range, and the names it was built
-        for (their dtypes are the tokenizer's, the same at every call)."""
+        """Whether the package serves this batch: every input is rows x length, with at
+        least ``MIN_ROWS`` rows, a length in range, and the names it was built for (their
+        dtypes are the tokenizer's, the same at every call)."""
         if self.failed is not None:
             return False
         shapes = {tuple(t.shape) for t in inputs.values()}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
             return False
         rows, length = next(iter(shapes))
-        if rows < 1 or (rows == 1) != self.single_row:
-            return False
-        if not MIN_LENGTH <= length <= self.max_length:
+        if rows < MIN_ROWS or not MIN_LENGTH <= length <= self.max_length:
             return False
         return self.names is None or self.names == list(inputs)
 
@@ -122,7 +123,6 @@ class AotGraph:
         described = json.dumps(
             [
                 "aot-v1",
-                "single row" if self.single_row else "batches",
                 _architecture(self.module),
                 [(name, str(tensor.dtype)) for name, tensor in inputs.items()],
                 repr(sorted(self.model_kwargs.items())),
@@ -157,10 +157,10 @@ class AotGraph:
         return loaded
 
     def _build(self, wrapped: torch.nn.Module, inputs: dict[str, torch.Tensor], path: Path) -> None:
-        length = torch.export.Dim("length", min=MIN_LENGTH, max=self.max_length)
-        dims = {1: length}
-        if not self.single_row:
-            dims[0] = torch.export.Dim("rows", min=MIN_ROWS, max=2**16)
+        dims = {
+            0: torch.export.Dim("rows", min=MIN_ROWS, max=2**16),
+            1: torch.export.Dim("length", min=MIN_LENGTH, max=self.max_length),
+        }
         example = tuple(inputs.values())
         with torch.no_grad():
             exported = torch.export.export(
@@ -168,7 +168,14 @@ class AotGraph:
             )
         self.folder.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.{time.time_ns()}.partial.pt2")
-        torch._inductor.aoti_compile_and_package(
-            exported, package_path=str(partial), inductor_configs=dict(INDUCTOR_OPTIONS)
-        )
+        import torch._inductor.config as inductor_config
+
+        # the compile fills this dict in place (torch 2.13), and inductor's cache key of every
+        # later compile in the process includes it: a start that built the package would then
+        # compile its single rows under another key than the starts that load it
+        metadata = dict(inductor_config.aot_inductor.metadata)
+        with inductor_config.patch({"aot_inductor.metadata": metadata}):
+            torch._inductor.aoti_compile_and_package(
+                exported, package_path=str(partial), inductor_configs=dict(INDUCTOR_OPTIONS)
+            )
         partial.replace(path)  # atomic: a concurrent start never loads half a package

@@ -94,31 +94,26 @@ class ModuleSet:
                 one_row_cpp=one_row_cpp,
                 one_row_module=one_row_module if one_row_module is not spec.module else None,
                 unmasked_single_rows=self.unmasked_single_rows,
-                aot_graphs=self._aot_graphs(name),
+                aot_graph=self._aot_graph(name),
             )
             if self.threads is not None:
                 runner = self._runners[name]
                 runner.forward = self.threads.wrap(runner.forward)
         return self._runners[name]
 
-    def _aot_graphs(self, name: str) -> tuple[AotGraph, ...]:
-        """A forward task's padded text model from ahead-of-time packages, single rows and
-        batches, where the pipeline keeps them (``pipejit.engine.aot_graph``)."""
+    def _aot_graph(self, name: str) -> AotGraph | None:
+        """Batches of a forward task's padded text model from an ahead-of-time package, where
+        the pipeline keeps one (``pipejit.engine.aot_graph``)."""
         spec = self.declared[name]
         if self.aot_folder is None or name != "model" or not self.compiles(name):
-            return ()
+            return None
         if tuple(spec.dynamic_dims) != (0, 1) or self.config.shapes != "dynamic":
-            return ()
-        module = with_torch_linears(spec.module)
-        return tuple(
-            AotGraph(
-                module,
-                self.aot_folder,
-                single_row=single_row,
-                model_kwargs=self.model_kwargs,
-                max_length=self.max_length,
-            )
-            for single_row in (True, False)
+            return None
+        return AotGraph(
+            with_torch_linears(spec.module),
+            self.aot_folder,
+            model_kwargs=self.model_kwargs,
+            max_length=self.max_length,
         )
 
     # -- Steps --------------------------------------------------------------------------

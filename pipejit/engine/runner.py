@@ -218,7 +218,7 @@ class Runner:
         one_row_cpp: bool = False,
         one_row_module: torch.nn.Module | None = None,
         unmasked_single_rows: bool = False,
-        aot_graphs: tuple[AotGraph, ...] = (),
+        aot_graph: AotGraph | None = None,
     ):
         self.model = module
         self.model_kwargs = dict(model_kwargs or {})
@@ -228,7 +228,7 @@ class Runner:
         self.freeze = freeze
         self.one_row_cpp = one_row_cpp
         self.unmasked_single_rows = unmasked_single_rows
-        self.aot_graphs = aot_graphs
+        self.aot_graph = aot_graph
         self.stats = stats if stats is not None else ModuleStats()
         self._graph_keys: set[tuple[int, ...]] = set()
         self._counting = True
@@ -277,11 +277,10 @@ class Runner:
         shape = tuple(next(iter(inputs.values())).shape)
         if shape[0] == 1 and self.unmasked_single_rows:
             inputs = without_full_mask(inputs)
-        for aot_graph in self.aot_graphs:
-            if aot_graph.accepts(inputs):
-                outputs = self._run_ahead_of_time(aot_graph, shape, inputs)
-                if outputs is not None:
-                    return outputs
+        if self.aot_graph is not None and self.aot_graph.accepts(inputs):
+            outputs = self._run_ahead_of_time(shape, inputs)
+            if outputs is not None:
+                return outputs
         key = self._graph_key(shape)
         first = key not in self._graph_keys
         self._graph_keys.add(key)
@@ -291,14 +290,12 @@ class Runner:
                 return self.model(**inputs, **self.model_kwargs)
             return self._run_compiled(shape, inputs, first)
 
-    def _run_ahead_of_time(
-        self, aot_graph: AotGraph, shape: tuple[int, ...], inputs: dict[str, torch.Tensor]
-    ) -> Any:
-        """The batch through an ahead-of-time package; ``None`` where it could not be had.
+    def _run_ahead_of_time(self, shape: tuple[int, ...], inputs: dict[str, torch.Tensor]) -> Any:
+        """The batch through the ahead-of-time package; ``None`` where it could not be had.
         Its first call (the package's load, or its build) is counted as a compile."""
-        first = aot_graph.loaded is None
+        first = self.aot_graph.loaded is None
         start = time.perf_counter()
-        outputs = aot_graph(inputs)
+        outputs = self.aot_graph(inputs)
         if first and outputs is not None:
             self.stats.compile_seconds[shape] = time.perf_counter() - start
         return outputs

@@ -17,7 +17,7 @@ TEXTS = sentences(6, seed=21)
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """One compile cache for the module: its packages are built once (about 20 s each)."""
+    """One compile cache for the module: its package is built once (about 20 s)."""
     return tmp_path_factory.mktemp("aot-cache")
 
 
@@ -35,33 +35,29 @@ def _answers(pipeline):
 
 
 @pytest.mark.slow
-def test_a_cache_runs_single_rows_and_batches_from_packages_the_next_start_loads(
-    model_folder, cache
-):
+def test_a_cache_runs_batches_from_a_package_the_next_start_loads(model_folder, cache):
     folder = str(model_folder("text-classification"))
     reference = transformers.pipeline("text-classification", model=folder)
     expected = [reference(text) for text in TEXTS[:2]], reference(TEXTS, batch_size=1)
     first = pipejit.pipeline("text-classification", model=folder, compile_cache=cache)
     assert_same(_answers(first), expected)
-    single, batches = _runner(first).aot_graphs
-    assert single.single_row and single.built and batches.built
-    assert len(list((cache / PACKAGE_DIR).glob("*.pt2"))) == 2
-    assert not _runner(first)._graph_keys  # torch.compile's path never ran
+    assert _runner(first).aot_graph.built
+    assert len(list((cache / PACKAGE_DIR).glob("*.pt2"))) == 1
+    assert _runner(first)._graph_keys == {(1,)}  # single rows: dynamo's graph; batches not
 
     second = pipejit.pipeline("text-classification", model=folder, compile_cache=cache)
     assert_same(_answers(second), expected)
-    single, batches = _runner(second).aot_graphs
-    assert single.loaded is not None and batches.loaded is not None
-    assert not single.built and not batches.built
-    assert not _runner(second)._graph_keys
-    assert len(list((cache / PACKAGE_DIR).glob("*.pt2"))) == 2
+    batches = _runner(second).aot_graph
+    assert batches.loaded is not None and not batches.built
+    assert _runner(second)._graph_keys == {(1,)}
+    assert len(list((cache / PACKAGE_DIR).glob("*.pt2"))) == 1
 
 
 @pytest.mark.slow
 def test_a_package_answers_with_the_weights_of_the_model_it_is_loaded_for(
     model_folder, cache, tmp_path
 ):
-    """Two models of one architecture share packages: each answers with its own weights."""
+    """Two models of one architecture share a package: each answers with its own weights."""
     first_folder = str(model_folder("text-classification"))
     other_folder = str(build_model_folder("text-classification", tmp_path / "other", seed=7))
     first = pipejit.pipeline("text-classification", model=first_folder, compile_cache=cache)
@@ -70,17 +66,12 @@ def test_a_package_answers_with_the_weights_of_the_model_it_is_loaded_for(
     answers = _answers(other)
     assert_same(answers, ([reference(t) for t in TEXTS[:2]], reference(TEXTS, batch_size=1)))
     assert answers != _answers(first)  # the weights differ, so do the scores
-    assert all(graph.loaded is not None for graph in _runner(other).aot_graphs)
-    assert not any(graph.built for graph in _runner(other).aot_graphs)
+    assert _runner(other).aot_graph.loaded is not None and not _runner(other).aot_graph.built
 
 
 def test_a_package_serves_only_the_rows_lengths_and_inputs_it_was_built_for():
-    module = torch.nn.Linear(2, 2)
-    single = AotGraph(module, "unused", single_row=True, max_length=64)
-    batches = AotGraph(module, "unused", single_row=False, max_length=64)
+    batches = AotGraph(torch.nn.Linear(2, 2), "unused", max_length=64)
     ids = lambda rows, length: torch.ones(rows, length, dtype=torch.long)  # noqa: E731
-    assert single.accepts({"input_ids": ids(1, 10)})
-    assert not single.accepts({"input_ids": ids(3, 10)})
     assert batches.accepts({"input_ids": ids(3, 10), "attention_mask": ids(3, 10)})
     assert not batches.accepts({"input_ids": ids(1, 10)})
     assert not batches.accepts({"input_ids": ids(3, 1)})  # a length of 1 is specialised
@@ -93,7 +84,7 @@ def test_a_package_serves_only_the_rows_lengths_and_inputs_it_was_built_for():
     assert not batches.accepts({"input_ids": ids(3, 10), "attention_mask": ids(3, 10)})
 
 
-def test_a_model_export_cannot_take_runs_the_compiled_graph_with_one_warning_a_package(
+def test_a_model_export_cannot_take_runs_the_compiled_graph_with_one_warning(
     model_folder, tmp_path, monkeypatch
 ):
     def refuse(*args, **kwargs):
@@ -109,13 +100,10 @@ def test_a_model_export_cannot_take_runs_the_compiled_graph_with_one_warning_a_p
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert_same(ours(TEXTS, batch_size=3), expected)
-        first_calls = sum("no ahead-of-time package" in str(w.message) for w in caught)
         assert_same(ours(TEXTS, batch_size=3), expected)
     refusals = [w for w in caught if "no ahead-of-time package" in str(w.message)]
-    tried = [graph for graph in _runner(ours).aot_graphs if graph.failed is not None]
-    assert len(refusals) == len(tried) == first_calls  # one per package, none the second time
-    assert all("data-dependent control flow" in str(w.message) for w in refusals)
-    batches = _runner(ours).aot_graphs[1]
+    assert len(refusals) == 1 and "data-dependent control flow" in str(refusals[0].message)
+    batches = _runner(ours).aot_graph
     assert batches.failed is not None and batches.loaded is None
     assert _runner(ours)._graph_keys  # the compiled path answered
     assert not (tmp_path / "c" / PACKAGE_DIR).exists()
@@ -124,9 +112,9 @@ def test_a_model_export_cannot_take_runs_the_compiled_graph_with_one_warning_a_p
 def test_no_packages_without_a_cache_or_under_autocast_or_static_shapes(model_folder, tmp_path):
     folder = str(model_folder("text-classification"))
     plain = pipejit.pipeline("text-classification", model=folder)
-    assert _runner(plain).aot_graphs == ()
+    assert _runner(plain).aot_graph is None
     for options in ({"autocast": "bfloat16"}, {"shapes": "static"}, {"compile": False}):
         ours = pipejit.pipeline(
             "text-classification", model=folder, compile_cache=tmp_path / "c", **options
         )
-        assert _runner(ours).aot_graphs == (), options
+        assert _runner(ours).aot_graph is None, options

@@ -111,14 +111,19 @@ def test_a_second_process_starts_from_the_saved_folder(tmp_path):
     cache = tmp_path / "cache"
     cold = run_child(model, cache)
     packages = sorted(p.name for p in (cache / PACKAGE_DIR).glob("*.pt2"))
-    # the batch's package and the single sentence's (pipejit.engine.aot_graph)
-    assert cold["packages_built"] == 2 and cold["packages_loaded"] == 0 and len(packages) == 2
+    files = sorted(p.name for p in cache.glob(f"*{SUFFIX}"))
+    # the batch's package (pipejit.engine.aot_graph), the single sentence's compiled graph
+    assert cold["packages_built"] == 1 and cold["packages_loaded"] == 1 and len(packages) == 1
+    assert cold["cache_files_loaded"] == 0 and len(files) == 1
     assert cold["inductor_dir"] == str(cache / INDUCTOR_DIR)
+    assert any((cache / INDUCTOR_DIR).iterdir())  # the built kernels are kept in the folder
     warm = run_child(model, cache)
-    assert warm["packages_loaded"] == 2 and warm["packages_built"] == 0
+    assert warm["packages_loaded"] == 1 and warm["packages_built"] == 0
+    assert warm["cache_files_loaded"] == 1 and warm["artifacts_loaded"] > 0
     assert warm["compiles"] == cold["compiles"]
     assert warm["outputs"] == cold["outputs"]
     assert sorted(p.name for p in (cache / PACKAGE_DIR).glob("*.pt2")) == packages
+    assert len(list(cache.glob(f"*{SUFFIX}"))) == 1  # nothing new compiled: no new file
 
 
 @pytest.mark.slow
