@@ -13,8 +13,11 @@ Two things go in the folder:
   misses cleanly and compiles again.
 The folder also keeps what inductor's probe of the CPU's vector instructions found
 (``pipejit.engine.vec_isa``) and the CPU path's timings (``measured/``): a warm start chooses
-from them rather than timing again, so it builds the graph the cache holds. Dynamo
-still traces the model in each new process. Measured with
+from them rather than timing again, so it builds the graph the cache holds, and, as
+``aot/``, the ahead-of-time packages a CPU text model's batches run from
+(``pipejit.engine.aot_graph``), which no process traces again. Dynamo still traces
+what runs through ``torch.compile`` (single rows, other models) in each new process.
+Measured with
 ``pipejit-bench run --suite cold-start``.
 
 Each process that compiles something new writes one file of its artifacts; a
