@@ -20,8 +20,8 @@ linears (same machine, batches of 8 and 32): the price of a warm start without a
 - Its kernels read the thread count at each call (``cpp.dynamic_threads``), which the CPU
   path's ``ThreadChooser`` sets.
 - Its key: the module's architecture (``runner._architecture``), the inputs' names and
-  dtypes, the call's extra arguments, the length range, torch's version and the CPU's
-  instruction sets.
+  dtypes, the call's extra arguments, the length range, torch's and transformers' versions
+  (the model's code is traced into the package) and the CPU's instruction sets.
 - torch's own linears are exported: a oneDNN-prepacked weight is an opaque tensor that
   export cannot take.
 - A model that export or the compiler cannot take, or a torch without this API, runs the
@@ -117,6 +117,8 @@ class AotGraph:
 
     def key(self, inputs: dict[str, torch.Tensor]) -> str:
         """What the package depends on besides the weights (see the module docstring)."""
+        import transformers
+
         from pipejit.engine.cpu_path import cpu_flags
         from pipejit.engine.runner import _architecture
 
@@ -128,6 +130,7 @@ class AotGraph:
                 repr(sorted(self.model_kwargs.items())),
                 [MIN_ROWS, MIN_LENGTH, self.max_length],
                 torch.__version__,
+                transformers.__version__,
                 cpu_flags(),
             ]
         )

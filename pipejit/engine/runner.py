@@ -58,6 +58,10 @@ pipelines differed by up to 4% there), answered all-MiniLM-L6-v2's short queries
 faster and its sentences between 12% faster and 4% slower; the classifier's sentences 5-8%
 faster and its short queries 4-6% slower.
 
+``aot_graph`` (batches of the CPU path's fp32 text models under a compile cache): batches
+run from an ahead-of-time package the next process loads without a trace
+(``pipejit.engine.aot_graph``); the batches it does not serve run the compiled graph.
+
 A module that fails to compile runs eager, with one warning. Every batch is
 counted in the module's ``ModuleStats`` unless run inside ``quiet()`` (graph
 warmups and captures, whose replays count themselves).

@@ -118,3 +118,17 @@ def test_no_packages_without_a_cache_or_under_autocast_or_static_shapes(model_fo
             "text-classification", model=folder, compile_cache=tmp_path / "c", **options
         )
         assert _runner(ours).aot_graph is None, options
+
+
+def test_a_package_key_follows_the_code_it_traced_not_the_weights(monkeypatch):
+    inputs = {"input_ids": torch.ones(2, 4, dtype=torch.long)}
+    torch.manual_seed(0)
+    key = AotGraph(torch.nn.Linear(4, 4), "unused").key(inputs)
+    assert AotGraph(torch.nn.Linear(4, 4), "unused").key(inputs) == key  # other weights
+    assert AotGraph(torch.nn.Linear(4, 5), "unused").key(inputs) != key
+    assert AotGraph(torch.nn.Linear(4, 4), "unused", max_length=8).key(inputs) != key
+    extra = AotGraph(torch.nn.Linear(4, 4), "unused", model_kwargs={"return_dict": False})
+    assert extra.key(inputs) != key
+    assert AotGraph(torch.nn.Linear(4, 4), "unused").key({"ids": inputs["input_ids"]}) != key
+    monkeypatch.setattr(transformers, "__version__", "0.0.1")
+    assert AotGraph(torch.nn.Linear(4, 4), "unused").key(inputs) != key
