@@ -107,7 +107,7 @@ class ModuleSet:
         spec = self.declared[name]
         if self.aot_folder is None or name != "model" or not self.compiles(name):
             return None
-        if tuple(spec.dynamic_dims) != (0, 1) or self.config.shapes != "dynamic":
+        if tuple(spec.dynamic_dims) != (0, 1):
             return None
         return AotGraph(
             with_torch_linears(spec.module),

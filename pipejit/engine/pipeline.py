@@ -121,14 +121,10 @@ class Pipeline:
         inductor's cache cannot pickle: each process would compile it again (measured on a
         2-core Zen 3, a distilbert-size classifier's first one-row call in a warm start took
         58-64 s this way, 5-9 s on the cached graph)."""
-        path = self.cpu_path
         return (
             self.compile_cache is None
-            and path is not None
-            and bool(path.measured_ms)
-            and self.config.autocast is None
-            and next(self.task.model.parameters()).dtype == torch.float32
-            and not self.shapes.static
+            and self._fp32_cpu_path_dynamic()
+            and bool(self.cpu_path.measured_ms)
         )
 
     def _ahead_of_time(self) -> bool:
@@ -136,9 +132,14 @@ class Pipeline:
         (``pipejit.engine.aot_graph``): for the CPU path's fp32 text models under one
         dynamic graph, where a cache keeps what the next process starts from."""
         return (
-            self.compile_cache is not None
-            and self.cpu_path is not None
-            and self.config.compile
+            self.compile_cache is not None and self.config.compile and self._fp32_cpu_path_dynamic()
+        )
+
+    def _fp32_cpu_path_dynamic(self) -> bool:
+        """Whether the CPU path runs the model in fp32 under one dynamic graph: what both the
+        one-row all-C++ graphs and the ahead-of-time packages are built for."""
+        return (
+            self.cpu_path is not None
             and self.config.autocast is None
             and next(self.task.model.parameters()).dtype == torch.float32
             and not self.shapes.static

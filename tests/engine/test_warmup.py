@@ -127,7 +127,9 @@ def test_a_second_process_starts_from_the_saved_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_graphs_leave_their_artifacts_for_the_next_start(model_folder, tmp_path):
+def test_compiled_graphs_leave_their_artifacts_for_the_next_start(
+    model_folder, reference, tmp_path
+):
     """A pipeline that torch.compile runs (here the CPU path is off, so no packages) saves
     its artifacts once per call that compiled, and a new cache on the folder loads them."""
     folder = str(model_folder("text-classification"))
@@ -135,15 +137,11 @@ def test_compiled_graphs_leave_their_artifacts_for_the_next_start(model_folder, 
     ours = pipejit.pipeline(
         "text-classification", model=folder, compile_cache=cache, cpu_path=False
     )
-    assert_same(ours(TEXTS[:4], batch_size=4), reference_answers(folder, TEXTS[:4]))
+    assert_same(ours(TEXTS[:4], batch_size=4), reference(TEXTS[:4], batch_size=1))
     assert len(list(cache.glob(f"*{SUFFIX}"))) == 1
     assert CompileCache(cache).load() > 0
     ours(TEXTS[:4], batch_size=4)
     assert len(list(cache.glob(f"*{SUFFIX}"))) == 1  # nothing new compiled: no new file
-
-
-def reference_answers(folder: str, texts: list[str]):
-    return transformers.pipeline("text-classification", model=folder)(texts, batch_size=1)
 
 
 def test_compile_cache_keeps_the_cpu_paths_timings_for_the_next_start(
