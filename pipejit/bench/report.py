@@ -120,6 +120,11 @@ def _case_table(case: dict) -> list[str]:
             row += f" {' / '.join(warm) or '-'} |"
         lines.append(row + f" {_parity_cell(runs)} |")
     sentences = [_latency_sentence(case, engines)] if "latency_ms" in case else []
+    if "first_calls_seconds" in case:
+        sentences.append(
+            f"pipejit's first calls (its graphs compile) took {case['first_calls_seconds']:.1f} s"
+            " before the timed passes, beside ONNX Runtime's export."
+        )
     if "padding_ratio" in case:
         sentences.append(f"Padding ratio {case['padding_ratio']:.1%}.")
     if "peak_memory_mb" in case:

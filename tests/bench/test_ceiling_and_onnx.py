@@ -61,3 +61,22 @@ def test_onnxruntime_engine_matches_transformers(model_folder, tmp_path, task):
         OnnxRuntimeEngine(
             transformers.pipeline("fill-mask", model=str(model_folder("fill-mask"))), tmp_path
         )
+
+
+def test_an_export_job_exports_in_a_child_process(model_folder, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from pipejit.bench import onnx_engine
+
+    task = "text-classification"
+    folder = str(model_folder(task))
+    exported = onnx_engine.ExportJob(task, folder, tmp_path / "onnx").wait()
+    # the engine loads the child's file: an export in this process would fail
+    monkeypatch.setattr(onnx_engine, "export", lambda *args: pytest.fail("exported again"))
+    reference = transformers.pipeline(task, model=folder)
+    engine = onnx_engine.OnnxRuntimeEngine(reference, exported)
+    texts = sentences(5, seed=2)
+    expected = reference(texts, batch_size=1, truncation=True)
+    assert outputs_match(engine(texts, batch_size=4, truncation=True), expected)
+    with pytest.raises(RuntimeError, match="ONNX export failed"):
+        onnx_engine.ExportJob(task, str(tmp_path / "no-model"), tmp_path / "x").wait()

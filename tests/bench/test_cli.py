@@ -96,6 +96,25 @@ def test_a_run_with_wrong_outputs_is_marked_failed(tmp_path, monkeypatch, classi
     assert "FAILED" in (tmp_path / "results.md").read_text()
 
 
+def test_onnx_runtime_runs_beside_pipejit_once_its_export_is_done(
+    tmp_path, monkeypatch, classifier_only
+):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from pipejit.bench import onnx_engine
+
+    exports = []
+    monkeypatch.setattr(onnx_engine, "export", lambda *args: exports.append(args))
+    with_onnx = [arg for arg in RUN if arg != "--no-alternatives"]
+    assert main([*with_onnx, "--suite", "quick", "--out", str(tmp_path)]) == 0
+    (case,) = json.loads((tmp_path / "results.json").read_text())["cases"]
+    assert case["engines"][:3] == ["transformers", "pipejit", "onnxruntime"]
+    assert not case["failed"] and case["runs"]["2"]["onnxruntime"]["parity"]
+    assert exports == []  # the child process exported, not this one
+    assert case["first_calls_seconds"] > 0
+    assert "first calls" in (tmp_path / "results.md").read_text()
+
+
 def test_unsupported_tasks_are_recorded_not_fatal(tmp_path, monkeypatch, classifier_only):
     from pipejit.bench import suites
 

@@ -388,6 +388,22 @@ def test_all_cpp_compiles_time_the_template_against_the_library_except_for_one_r
     assert timed == [2]
 
 
+def test_all_cpp_compiles_parse_each_inductor_template_once():
+    import jinja2
+    from torch._inductor.codegen.common import KernelTemplate
+
+    from pipejit.engine.all_cpp import all_cpp
+
+    source = "{% for r in rows %}{{ r | indent_except_first(1) }};{% endfor %}"
+    with all_cpp(True):
+        parsed = KernelTemplate._template_from_string(source)
+        assert KernelTemplate._template_from_string(source) is parsed
+    fresh = jinja2.Environment()
+    fresh.filters["indent_except_first"] = KernelTemplate.indent_except_first
+    rows = ["a\nb", "c"]
+    assert parsed.render(rows=rows) == fresh.from_string(source).render(rows=rows)
+
+
 def test_a_long_first_row_compiles_the_all_cpp_graph_at_the_hint_length():
     from pipejit.engine.runner import ONE_ROW_HINT, Runner
 
