@@ -14,10 +14,12 @@ failed; bf16 is held to labels and cosine against fp32 instead, see
 between repeats through every backend (``pipejit.bench.ceiling``), so throughput is
 also a share of the best one: real tokens x FLOPs per token / best GEMM FLOP/s.
 Batch-1 latency is timed call by call, engines alternating. Where ONNX Runtime runs,
-its export runs in a child process while pipejit's first calls compile its graphs
-(``first_calls_seconds``), so the per-batch-size warmup is then the first pass after
-the compiles. A case with a unit (new tokens, seconds of audio) also reports units/s;
-all timing goes through ``pipejit.bench.timing``.
+its export runs in a child process while pipejit's first call at the largest batch size
+compiles its graph for batches; then, on a machine quiet again for the GEMM timings of
+inductor's all-C++ compile, its first single item (``first_calls_seconds``, both). The
+per-batch-size warmup is then the first pass after the compiles. A case with a unit
+(new tokens, seconds of audio) also reports units/s; all timing goes through
+``pipejit.bench.timing``.
 """
 
 from __future__ import annotations
@@ -90,12 +92,16 @@ def run_case(
     engines = {"transformers": reference, "pipejit": ours}
     kwargs = case.call_kwargs
     export = _start_onnx_export(case, device, dtype) if alternatives else None
-    # while the export runs: pipejit's graphs compile, in calls the tables do not time
-    first_calls = _first_calls(ours, case, batch_sizes) if export is not None else None
-    if first_calls is not None:
-        log(f"{case.name}: pipejit's first calls {first_calls:.1f}s (beside the ONNX export)")
+    first_calls = None
+    if export is not None:  # pipejit's graph for batches compiles while the export runs
+        first_calls = _first_call(ours, case, max(batch_sizes))
     if alternatives:
         engines |= _alternatives(case, reference, device, dtype, compile, export)
+    if first_calls is not None and 1 in batch_sizes:
+        # once the export is done: inductor times GEMMs in the single item's compile
+        first_calls += _first_call(ours, case, 1)
+    if first_calls is not None:
+        log(f"{case.name}: pipejit's first calls {first_calls:.1f}s")
     tolerance = TOLERANCE[dtype or "float32"]
     # batch_size=1: transformers' own per-item outputs, with no padding in them
     expected = reference(case.inputs, batch_size=1, **kwargs)
@@ -174,15 +180,13 @@ def _start_onnx_export(case: Case, device: str, dtype: str | None):
     return onnx_engine.ExportJob(case.task, case.model, folder)
 
 
-def _first_calls(engine, case: Case, batch_sizes: list[int]) -> float:
-    """Seconds of ``engine``'s first calls: one item, then one batch of the largest size
-    (a text task's graphs for one row and for batches compile in them)."""
+def _first_call(engine, case: Case, batch_size: int) -> float:
+    """Seconds of ``engine``'s first call at ``batch_size``: one item, or that many."""
     start = time.perf_counter()
-    if 1 in batch_sizes:
+    if batch_size == 1:
         engine(case.inputs[0], **case.call_kwargs)
-    largest = max(batch_sizes)
-    if largest > 1:
-        engine(case.inputs[:largest], batch_size=largest, **case.call_kwargs)
+    else:
+        engine(case.inputs[:batch_size], batch_size=batch_size, **case.call_kwargs)
     return time.perf_counter() - start
 
 

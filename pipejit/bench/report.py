@@ -123,7 +123,7 @@ def _case_table(case: dict) -> list[str]:
     if "first_calls_seconds" in case:
         sentences.append(
             f"pipejit's first calls (its graphs compile) took {case['first_calls_seconds']:.1f} s"
-            " before the timed passes, beside ONNX Runtime's export."
+            " before the timed passes (its batch graph's beside ONNX Runtime's export)."
         )
     if "padding_ratio" in case:
         sentences.append(f"Padding ratio {case['padding_ratio']:.1%}.")
