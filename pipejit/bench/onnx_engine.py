@@ -11,9 +11,8 @@ Tokenizing and post-processing are transformers' own (the reference pipeline's
 tokenizer and ``postprocess``), so outputs are comparable item by item and only
 the forward differs. Text tasks whose outputs are per-item model outputs only.
 
-``ExportJob`` exports in a child process, so a benchmark can compile pipejit's graphs
-while the export runs (on a 2-core CPU the export took about 12 s a model, on a
-core the compile leaves idle while it waits for the C++ compiler).
+``ExportJob`` exports in a child process, so a benchmark can compile pipejit's graph
+for batches while the export runs (about 12 s a model on a 2-core CPU).
 """
 
 from __future__ import annotations

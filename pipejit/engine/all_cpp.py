@@ -12,8 +12,8 @@ reads its weights once, so the two differ little, in a forward a hundred times l
 
 Inductor parses each of its C++ GEMM template strings anew at every use (jinja's
 ``from_string`` keeps no cache), hundreds of times for one model's graph. Inside
-``all_cpp`` each string is parsed once per process: on the same Zen 3, 9 of a MiniLM
-one-row compile's 55 CPU seconds went to that parsing, measured by a sampling profiler.
+``all_cpp`` each string is parsed once per process: on the same Zen 3, a sampling
+profiler put about 9 of the 55 busy seconds of a MiniLM one-row compile in that parsing.
 """
 
 from __future__ import annotations
