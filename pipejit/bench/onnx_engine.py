@@ -152,7 +152,8 @@ class ExportJob:
     """``task``'s model in the ``model`` folder exported to ``folder`` by a child process.
 
     ``wait()`` returns ``folder`` once the export is there (an ``OnnxRuntimeEngine`` on
-    it loads the file rather than exporting again), or raises with the child's output."""
+    it loads the file rather than exporting again), or raises with the child's output;
+    once the child is done it answers at once, as often as asked."""
 
     def __init__(self, task: str, model: str, folder: Path):
         self.folder = Path(folder)
@@ -165,10 +166,9 @@ class ExportJob:
 
     def wait(self) -> Path:
         code = self.process.wait()
-        self.log.seek(0)
-        output = self.log.read().decode(errors="replace")
-        self.log.close()
         if code != 0:
+            self.log.seek(0)
+            output = self.log.read().decode(errors="replace")
             raise RuntimeError(f"the ONNX export failed (exit {code}):\n{output[-4000:]}")
         return self.folder
 

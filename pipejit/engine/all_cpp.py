@@ -80,13 +80,13 @@ def _skip_timing_one_row_gemms() -> None:
         add(template_alone_for_one_row)
 
 
+@functools.cache  # once per process: ``all_cpp`` is entered at every single-row call
 def _parse_each_template_once() -> None:
-    """Memoizes inductor's template parsing by source string, once (a torch without that
+    """Memoizes inductor's template parsing by source string (a torch without that
     function parses as before). A parsed jinja template is immutable and renders anew
     at each call, so sharing it changes no generated code."""
     from torch._inductor.codegen.common import KernelTemplate
 
     parse = getattr(KernelTemplate, "_template_from_string", None)
-    if parse is None or hasattr(parse, "cache_info"):
-        return
-    KernelTemplate._template_from_string = staticmethod(functools.cache(parse))
+    if parse is not None:
+        KernelTemplate._template_from_string = staticmethod(functools.cache(parse))
