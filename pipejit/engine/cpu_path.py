@@ -8,8 +8,9 @@ call, which small models feel; on an AMD EPYC oneDNN is about 2.3x MKL. So nothi
 assumed:
 ``optimize_for_cpu`` times the model's own eager forward under each candidate, on one
 sentence and on a batch of 16 (what services and batch jobs send), in alternation, and
-keeps the fastest over both, but only if it beats the default by ``MARGIN`` (a shared
-machine's noise must not flip a choice):
+keeps the fastest over both, but only if it beats the default by ``MARGIN`` on each (a
+shared machine's noise must not flip a choice, nor one regime's gain pay for the other's
+loss):
 - linears: ``"aten"`` (torch's default GEMM) or ``"onednn"`` (every ``nn.Linear``
   swapped for one whose weight is prepacked once into oneDNN's blocked layout,
   called through an op that ``torch.compile`` keeps as one opaque call);
@@ -89,7 +90,7 @@ class CpuPathChoice:
 
     linears: str = "aten"
     attention: str = "sdpa"
-    measured_ms: dict[str, float] = field(default_factory=dict)
+    measured_ms: dict[str, list[float]] = field(default_factory=dict)  # per EXAMPLE_SHAPES
     flags: list[str] = field(default_factory=list)
     error: str | None = None  # why nothing was measured, when the probe could not run
     recalled: bool = False  # the timings came from an earlier process (a compile cache)
@@ -100,33 +101,38 @@ class CpuPathChoice:
             "threads_us_per_token": self.threads.to_dict() if self.threads else None,
             "linears": self.linears,
             "attention": self.attention,
-            "measured_ms": {k: round(v, 3) for k, v in self.measured_ms.items()},
+            "measured_ms": {k: [round(ms, 3) for ms in v] for k, v in self.measured_ms.items()},
             "flags": self.flags,
             "error": self.error,
             "recalled": self.recalled,
         }
 
 
-def choose(measured_ms: dict[str, float], default: str, margin: float = MARGIN) -> str:
-    """The fastest candidate if it beats ``default`` by ``margin``, else ``default``."""
+def choose(measured_ms: dict[str, list[float]], default: str, margin: float = MARGIN) -> str:
+    """Of the candidates that beat ``default`` by ``margin`` at every shape timed (ms per
+    forward, one per shape), the fastest over all shapes; ``default`` where none does."""
     if default not in measured_ms:
         raise ValueError(f"the default {default!r} was not measured: {sorted(measured_ms)}")
-    fastest = min(measured_ms, key=measured_ms.__getitem__)
-    if measured_ms[fastest] < measured_ms[default] * (1 - margin):
-        return fastest
-    return default
+    baseline = measured_ms[default]
+    ahead = [
+        name
+        for name, ms in measured_ms.items()
+        if len(ms) == len(baseline) and all(a < b * (1 - margin) for a, b in zip(ms, baseline))
+    ]
+    return min(ahead, key=lambda name: sum(measured_ms[name]), default=default)
 
 
 def optimize_for_cpu(
     model: torch.nn.Module,
     *,
     autocast: torch.dtype | None = None,
-    measure: Callable[[torch.nn.Module, dict[str, Setup]], dict[str, float]] | None = None,
-    measured_before: dict[str, float] | None = None,
+    measure: Callable[[torch.nn.Module, dict[str, Setup]], dict[str, list[float]]] | None = None,
+    measured_before: dict[str, list[float]] | None = None,
 ) -> tuple[torch.nn.Module, CpuPathChoice]:
     """``model`` (changed in place) on the fastest measured CPU path, and what was chosen.
 
-    ``measure(model, setups)`` returns milliseconds per forward for each setup name
+    ``measure(model, setups)`` returns milliseconds per forward for each setup name, one
+    per shape timed
     (a setup changes a model it is given in place into that configuration); the
     default, ``time_forwards``, times copies of the model on a random batch, under
     ``autocast`` when the pipeline runs under it. Under autocast the linears stay
@@ -156,7 +162,7 @@ def optimize_for_cpu(
     if other is not None and _can_set_attention(model, other):
         setups[f"aten+{other}"] = lambda m: m.set_attn_implementation(other)
     try:
-        if measured_before is not None and set(measured_before) == set(setups):
+        if _complete(measured_before, setups):
             choice.measured_ms, choice.recalled = dict(measured_before), True
         else:
             choice.measured_ms = measure(model, setups) if len(setups) > 1 else {}
@@ -167,6 +173,15 @@ def optimize_for_cpu(
     choice.linears, choice.attention = best.split("+")
     choice.threads = ThreadChooser()
     return model, choice
+
+
+def _complete(measured: dict | None, setups: dict[str, Setup]) -> bool:
+    """Whether ``measured`` (kept by an earlier process) times every setup at every shape."""
+    return (
+        measured is not None
+        and set(measured) == set(setups)
+        and all(isinstance(ms, list) and len(ms) == len(EXAMPLE_SHAPES) for ms in measured.values())
+    )
 
 
 def measurement_key(model: torch.nn.Module, autocast: torch.dtype | None) -> str:
@@ -189,15 +204,15 @@ def measurement_key(model: torch.nn.Module, autocast: torch.dtype | None) -> str
 
 def time_forwards(
     model: torch.nn.Module, setups: dict[str, Setup], autocast: torch.dtype | None = None
-) -> dict[str, float]:
-    """Milliseconds per eager forward of a copy of ``model`` under each setup, summed over
+) -> dict[str, list[float]]:
+    """Milliseconds per eager forward of a copy of ``model`` under each setup, at each of
     ``EXAMPLE_SHAPES``, rounds alternating, each shape keeping its best round (a shared
     machine only slows things down)."""
     variants = {}
     for name, setup in setups.items():
         variants[name] = copy.deepcopy(model)
         setup(variants[name])
-    total = dict.fromkeys(variants, 0.0)
+    per_shape: dict[str, list[float]] = {name: [] for name in variants}
     with torch.inference_mode(), precision(autocast, torch.device("cpu")):
         for shape in EXAMPLE_SHAPES:
             inputs = example_inputs(model, shape)
@@ -210,8 +225,8 @@ def time_forwards(
                     variant(**inputs)
                     best[name] = min(best[name], 1e3 * (time.perf_counter() - start))
             for name in variants:
-                total[name] += best[name]
-    return total
+                per_shape[name].append(best[name])
+    return per_shape
 
 
 def example_inputs(model: torch.nn.Module, shape: tuple[int, int]) -> dict[str, torch.Tensor]:

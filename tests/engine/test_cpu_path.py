@@ -20,12 +20,18 @@ needs_onednn = pytest.mark.skipif(
 )
 
 
-def test_choose_keeps_the_default_unless_clearly_faster():
-    assert choose({"aten+sdpa": 10.0, "onednn+sdpa": 9.7}, "aten+sdpa") == "aten+sdpa"
-    assert choose({"aten+sdpa": 10.0, "onednn+sdpa": 9.5}, "aten+sdpa") == "onednn+sdpa"
-    assert choose({"aten+sdpa": 10.0, "aten+eager": 12.0}, "aten+sdpa") == "aten+sdpa"
+def test_choose_keeps_the_default_unless_clearly_faster_at_every_shape():
+    assert choose({"aten+sdpa": [10.0], "onednn+sdpa": [9.7]}, "aten+sdpa") == "aten+sdpa"
+    assert choose({"aten+sdpa": [10.0], "onednn+sdpa": [9.5]}, "aten+sdpa") == "onednn+sdpa"
+    assert choose({"aten+sdpa": [10.0], "aten+eager": [12.0]}, "aten+sdpa") == "aten+sdpa"
+    # far ahead on the sentence, even on the batch: the sum would choose it, the batch not
+    one_regime = {"aten+sdpa": [80.0, 320.0], "onednn+sdpa": [60.0, 318.0]}
+    assert choose(one_regime, "aten+sdpa") == "aten+sdpa"
+    # of two candidates ahead at every shape, the faster over both
+    both = {**one_regime, "onednn+sdpa": [70.0, 300.0], "aten+eager": [75.0, 280.0]}
+    assert choose(both, "aten+sdpa") == "aten+eager"
     with pytest.raises(ValueError, match="default"):
-        choose({"onednn+sdpa": 1.0}, "aten+sdpa")
+        choose({"onednn+sdpa": [1.0]}, "aten+sdpa")
 
 
 def _measured_fastest(monkeypatch, fastest: str) -> None:
@@ -35,7 +41,10 @@ def _measured_fastest(monkeypatch, fastest: str) -> None:
     monkeypatch.setattr(
         cpu_path,
         "time_forwards",
-        lambda m, setups, autocast=None: {n: 1.0 if n.startswith(fastest) else 5.0 for n in setups},
+        lambda m, setups, autocast=None: {
+            n: [1.0 if n.startswith(fastest) else 5.0] * len(cpu_path.EXAMPLE_SHAPES)
+            for n in setups
+        },
     )
 
 
@@ -61,7 +70,7 @@ def test_measured_winner_is_applied_and_keeps_fp32_outputs(model_folder):
 
     def onednn_fastest(measured_model, setups):
         seen.update(setups)
-        return {name: 1.0 if name.startswith("onednn") else 5.0 for name in setups}
+        return {name: [1.0 if name.startswith("onednn") else 5.0] for name in setups}
 
     same, choice = optimize_for_cpu(model, measure=onednn_fastest)
     assert same is model and choice.linears == "onednn" and choice.attention == "sdpa"
@@ -74,7 +83,7 @@ def test_measured_winner_is_applied_and_keeps_fp32_outputs(model_folder):
 def test_attention_switch_and_failed_probe(model_folder):
     model = _classifier(model_folder)
     _, choice = optimize_for_cpu(
-        model, measure=lambda m, setups: {n: 1.0 if "eager" in n else 9.0 for n in setups}
+        model, measure=lambda m, setups: {n: [1.0 if "eager" in n else 9.0] for n in setups}
     )
     assert (choice.linears, choice.attention) == ("aten", "eager")
     assert model.config._attn_implementation == "eager"
@@ -87,6 +96,24 @@ def test_attention_switch_and_failed_probe(model_folder):
     assert (kept.linears, kept.attention) == ("aten", "sdpa") and "cannot run" in kept.error
 
 
+def test_kept_timings_are_used_only_when_they_time_every_setup_at_every_shape(model_folder):
+    calls = []
+
+    def measure(m, setups):
+        calls.append(sorted(setups))
+        return {n: [1.0] * len(cpu_path.EXAMPLE_SHAPES) for n in setups}
+
+    first = optimize_for_cpu(_classifier(model_folder), measure=measure)[1]
+    kept = first.measured_ms
+    again = optimize_for_cpu(_classifier(model_folder), measure=measure, measured_before=kept)[1]
+    assert len(calls) == 1 and again.recalled and again.measured_ms == kept
+    # a total per setup (what an older process kept) or a missing setup: measured anew
+    for before in ({n: 1.0 for n in kept}, dict(list(kept.items())[1:])):
+        model = _classifier(model_folder)
+        assert not optimize_for_cpu(model, measure=measure, measured_before=before)[1].recalled
+    assert len(calls) == 3
+
+
 def test_default_probe_times_copies_and_leaves_the_model(model_folder):
     model = _classifier(model_folder)
     _, untimed = optimize_for_cpu(model)  # a tiny model: not worth timing
@@ -97,7 +124,9 @@ def test_default_probe_times_copies_and_leaves_the_model(model_folder):
         with_kwargs=True,
     )
     timed = cpu_path.time_forwards(model, {"a": lambda m: None, "b": cpu_path.use_onednn_linears})
-    assert set(timed) == {"a", "b"} and all(ms > 0 for ms in timed.values())
+    # one time per shape for each setup
+    assert set(timed) == {"a", "b"}
+    assert all(len(ms) == len(cpu_path.EXAMPLE_SHAPES) and min(ms) > 0 for ms in timed.values())
     # the copies (which keep the model's hooks) are timed on a sentence and on a batch
     assert set(shapes) == set(cpu_path.EXAMPLE_SHAPES)
     assert not any(isinstance(m, OneDnnLinear) for m in model.modules())
@@ -226,7 +255,7 @@ def test_autocast_measures_attention_only(model_folder):
 
     def measure(m, setups):
         seen.update(setups)
-        return {n: 1.0 for n in setups}
+        return {n: [1.0] for n in setups}
 
     cpu_path.optimize_for_cpu(model, autocast=torch.bfloat16, measure=measure)
     assert seen and not any(n.startswith("onednn") for n in seen)

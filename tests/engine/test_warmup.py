@@ -154,7 +154,7 @@ def test_compile_cache_keeps_the_cpu_paths_timings_for_the_next_start(
 
     def measure(model, setups, autocast=None):
         calls.append(1)
-        return {n: 1.0 if "onednn" in n else 5.0 for n in setups}
+        return {n: [1.0 if "onednn" in n else 5.0] * len(cpu_path.EXAMPLE_SHAPES) for n in setups}
 
     monkeypatch.setattr(cpu_path, "time_forwards", measure)
     monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "inductor"))
