@@ -21,14 +21,15 @@ def collate(
     (padding goes right, or left with ``padding_side="left"``).
 
     With ``length`` None the items are stacked as they are (they share one shape), and
-    so are the tensors an item names in ``Features.whole``.
+    so are the tensors an item names in ``Features.whole`` and those already ``length``
+    long (one item of a bucket of its own length: a sentence sent alone).
     Keys missing from ``pad_values`` pad with 0 (attention masks, token types).
     Dtypes and trailing axes are kept. The stacked batch crosses to the device in
     one copy per key.
     """
     batch: dict[str, torch.Tensor] = {}
     for key, first in items[0].tensors.items():
-        if length is None or key in items[0].whole:
+        if length is None or key in items[0].whole or _all_long(items, key, length):
             out = torch.stack([item.tensors[key] for item in items])
         else:
             shape = (len(items), length, *first.shape[1:])
@@ -43,6 +44,10 @@ def collate(
             out = out.pin_memory().to(device, non_blocking=True)
         batch[key] = out
     return batch
+
+
+def _all_long(items: Sequence[Features], key: str, length: int) -> bool:
+    return all(item.tensors[key].shape[0] == length for item in items)
 
 
 def to_host(reduced: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -26,6 +26,19 @@ def test_unpadded_items_are_stacked_as_they_are():
     assert torch.equal(batch["pixel_values"], torch.stack(pixels))
 
 
+def test_items_already_as_long_as_the_bucket_are_stacked_unpadded():
+    items = [Features({"ids": torch.tensor([5, 6, 7]), "mask": torch.ones(3, dtype=torch.long)})]
+    for side in ("right", "left"):
+        batch = collate(items, 3, {"ids": 0}, CPU, padding_side=side)
+        assert batch["ids"].tolist() == [[5, 6, 7]] and batch["mask"].tolist() == [[1, 1, 1]]
+        assert batch["ids"].is_contiguous() and batch["ids"].dtype == torch.long
+    # one item shorter than the bucket: the whole batch pads
+    items.append(Features({"ids": torch.tensor([9]), "mask": torch.ones(1, dtype=torch.long)}))
+    batch = collate(items, 3, {"ids": 0}, CPU, padding_side="left")
+    assert batch["ids"].tolist() == [[5, 6, 7], [0, 0, 9]]
+    assert batch["mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
 def test_to_host_gives_numpy():
     host = to_host({"scores": torch.tensor([[0.5, 0.25]]), "ids": torch.tensor([[1, 0]])})
     assert host["scores"].tolist() == [[0.5, 0.25]] and host["ids"].tolist() == [[1, 0]]
