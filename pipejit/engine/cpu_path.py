@@ -132,12 +132,11 @@ def optimize_for_cpu(
     """``model`` (changed in place) on the fastest measured CPU path, and what was chosen.
 
     ``measure(model, setups)`` returns milliseconds per forward for each setup name, one
-    per shape timed
-    (a setup changes a model it is given in place into that configuration); the
-    default, ``time_forwards``, times copies of the model on a random batch, under
-    ``autocast`` when the pipeline runs under it. Under autocast the linears stay
-    torch's (their weights are cast and prepacked by the compiler, see ``runner``),
-    and only the attention kernel is chosen. ``measured_before``: the timings of an
+    per shape timed (a setup changes a model it is given in place into that
+    configuration); the default, ``time_forwards``, times copies of the model on
+    random batches of ``EXAMPLE_SHAPES``, under ``autocast`` when the pipeline runs
+    under it. Under autocast the linears stay torch's (their weights are cast and
+    prepacked by the compiler, see ``runner``), and only the attention kernel is chosen. ``measured_before``: the timings of an
     earlier process on this machine (see ``measurement_key``), chosen from again rather
     than measured anew, so that a warm start builds the graph its compile cache holds.
     """
