@@ -136,9 +136,10 @@ def optimize_for_cpu(
     configuration); the default, ``time_forwards``, times copies of the model on
     random batches of ``EXAMPLE_SHAPES``, under ``autocast`` when the pipeline runs
     under it. Under autocast the linears stay torch's (their weights are cast and
-    prepacked by the compiler, see ``runner``), and only the attention kernel is chosen. ``measured_before``: the timings of an
-    earlier process on this machine (see ``measurement_key``), chosen from again rather
-    than measured anew, so that a warm start builds the graph its compile cache holds.
+    prepacked by the compiler, see ``runner``), and only the attention kernel is chosen.
+    ``measured_before``: the timings of an earlier process on this machine (see
+    ``measurement_key``), chosen from again rather than measured anew, so that a warm
+    start builds the graph its compile cache holds.
     """
     choice = CpuPathChoice(flags=cpu_flags())
     if measure is None and _linear_weights(model) < MIN_MEASURED_WEIGHTS:
