@@ -115,6 +115,34 @@ def test_onnx_runtime_runs_beside_pipejit_once_its_export_is_done(
     assert "first calls" in (tmp_path / "results.md").read_text()
 
 
+def test_first_calls_beside_the_export_run_no_single_row(model_folder):
+    from pipejit.bench.measure import Case, _first_calls
+    from tests.models import sentences
+
+    texts = sentences(16, seed=3)
+    folder = model_folder("text-classification")
+    ours = pipejit.pipeline("text-classification", model=folder, compile=False)
+    buckets = []
+
+    class Export:  # what _first_calls needs of an ExportJob: its wait, timed against calls
+        def wait(self):
+            buckets.append(list(ours.stats()["buckets"]))
+
+    # mixed lengths at batch 8 would run items alone: those compile the one-row graph
+    assert any(rows == 1 for rows, _ in _buckets_of(texts, 8, folder))
+    case = Case("c", "text-classification", "unused", texts, {"truncation": True})
+    assert _first_calls(ours, case, [1, 8], Export()) > 0
+    (beside_the_export,) = buckets
+    assert beside_the_export and not any(rows == 1 for rows, _ in beside_the_export)
+    assert any(rows == 1 for rows, _ in ours.stats()["buckets"])  # the item, after it
+
+
+def _buckets_of(texts, batch_size, folder):
+    pipe = pipejit.pipeline("text-classification", model=folder, compile=False)
+    pipe(texts, batch_size=batch_size, truncation=True)
+    return pipe.stats()["buckets"]
+
+
 def test_unsupported_tasks_are_recorded_not_fatal(tmp_path, monkeypatch, classifier_only):
     from pipejit.bench import suites
 
