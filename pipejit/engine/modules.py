@@ -95,7 +95,6 @@ class ModuleSet:
                 one_row_module=one_row_module if one_row_module is not spec.module else None,
                 unmasked_single_rows=self.unmasked_single_rows,
                 aot_graph=self._aot_graph(name),
-                max_length=self.max_length,
             )
             if self.threads is not None:
                 runner = self._runners[name]

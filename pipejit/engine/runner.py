@@ -93,13 +93,10 @@ def _unguarded_modules() -> dict[str, Any] | None:
 
 
 # The length an all-C++ one-row graph is first compiled at (a longer first item is cut to it
-# for that compile, a shorter one repeated up to it): the GEMM template's blocks are sized,
-# and the template timed against the library, at the length of the first compile. Measured
-# on a 2-core AMD EPYC (Zen 3), an all-MiniLM-L6-v2 graph first compiled at 159 tokens
-# answered short queries at 1.39x ONNX Runtime's p50 and sentences at 1.31x; first compiled
-# at 40 tokens, 1.01x and 1.09x. A distilbert-size classifier's, first compiled at 16 tokens
-# against 48 (interleaved, one process): 0.89x against 0.93x ONNX Runtime's time at 16
-# tokens, but 1.17x against 1.04x at 48, 1.04x against 0.90x at 96, 1.15x against 1.02x at 128.
+# for that compile): the GEMM template's blocks are sized, and the template timed against the
+# library, at the length of the first compile. Measured on a 2-core AMD EPYC (Zen 3), an
+# all-MiniLM-L6-v2 graph first compiled at 159 tokens answered short queries at 1.39x ONNX
+# Runtime's p50 and sentences at 1.31x; first compiled at 40 tokens, 1.01x and 1.09x.
 ONE_ROW_HINT = 48
 _ENTRY_CODES: dict[str, types.CodeType] = {}
 _ENTRY_NUMBERS = itertools.count()
@@ -226,7 +223,6 @@ class Runner:
         one_row_module: torch.nn.Module | None = None,
         unmasked_single_rows: bool = False,
         aot_graph: AotGraph | None = None,
-        max_length: int | None = None,
     ):
         self.model = module
         self.model_kwargs = dict(model_kwargs or {})
@@ -236,8 +232,6 @@ class Runner:
         self.freeze = freeze
         self.one_row_cpp = one_row_cpp
         self.unmasked_single_rows = unmasked_single_rows
-        # a one-row graph's first compile is at the hint, never past the model's length
-        self.one_row_length = min(ONE_ROW_HINT, max_length or ONE_ROW_HINT)
         self.aot_graph = aot_graph
         self.stats = stats if stats is not None else ModuleStats()
         self._graph_keys: set[tuple[int, ...]] = set()
@@ -325,8 +319,8 @@ class Runner:
                 freezing(self.freeze),
                 all_cpp(self.one_row_cpp and one_row),
             ):
-                if first and one_row and self.one_row_cpp and self._off_the_hint(shape):
-                    compiled(**self._at_hint(inputs), **self.model_kwargs)
+                if first and one_row and self.one_row_cpp and self._longer_than_hint(shape):
+                    compiled(**self._shortened(inputs), **self.model_kwargs)
                 outputs = compiled(**inputs, **self.model_kwargs)
         except torch.OutOfMemoryError:
             raise
@@ -352,27 +346,22 @@ class Runner:
                     if dim < tensor.dim() and tensor.shape[dim] > 1:
                         torch._dynamo.mark_dynamic(tensor, dim)
 
-    def _off_the_hint(self, shape: tuple[int, ...]) -> bool:
-        """Whether a row of ``shape`` is not ``one_row_length`` long (one of length 1 compiles
-        as it is: dynamo gives it a graph of its own)."""
-        return self.dynamic and len(shape) > 1 and shape[1] > 1 and shape[1] != self.one_row_length
+    def _longer_than_hint(self, shape: tuple[int, ...]) -> bool:
+        return self.dynamic and len(shape) > 1 and shape[1] > ONE_ROW_HINT
 
-    def _at_hint(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One row made ``one_row_length`` long (dimension 1 of each input that has the first
-        one's length: cut, or repeated), for the first compile of an all-C++ one-row graph:
-        new tensors (not views), inference tensors where the inputs are, as dynamo guards
-        both. Only the shapes matter to that compile; the row itself runs after it."""
+    def _shortened(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One row cut to its first ``ONE_ROW_HINT`` positions (dimension 1 of each input that
+        has the first one's length), for the first compile of an all-C++ one-row graph: new
+        tensors (not views), inference tensors where the inputs are, as dynamo guards both."""
         length = next(iter(inputs.values())).shape[1]
-        repeats = -(-self.one_row_length // length)
-        at_hint = {}
+        short = {}
         for name, tensor in inputs.items():
             if tensor.dim() > 1 and tensor.shape[1] == length:
                 with torch.inference_mode(tensor.is_inference()):
-                    tiled = tensor.repeat(1, repeats, *[1] * (tensor.dim() - 2))
-                    tensor = tiled[:, : self.one_row_length].clone()
-            at_hint[name] = tensor
-        self._mark_dynamic(at_hint)
-        return at_hint
+                    tensor = tensor[:, :ONE_ROW_HINT].clone()
+            short[name] = tensor
+        self._mark_dynamic(short)
+        return short
 
     def _graph_key(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shapes that share one compiled graph share a key: the shape itself when

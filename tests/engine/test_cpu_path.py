@@ -457,36 +457,6 @@ def test_a_long_first_row_compiles_the_all_cpp_graph_at_the_hint_length():
     assert len(compiles) == 1 and len(runs) == 3  # later rows: no cut
 
 
-def test_a_short_first_row_compiles_the_all_cpp_graph_at_the_hint_length_repeated():
-    from pipejit.engine.runner import ONE_ROW_HINT, Runner
-
-    compiles, runs = [], []
-
-    def backend(graph_module, example_inputs):
-        compiles.append(graph_module)
-
-        def run(*args):
-            runs.append([a.clone() for a in args if isinstance(a, torch.Tensor)])
-            return graph_module.forward(*args)
-
-        return run
-
-    embed = torch.nn.Embedding(50, 8)
-    runner = Runner(embed, compile=True, dynamic=True, backend=backend, one_row_cpp=True)
-    ids = torch.randint(0, 50, (1, 5))
-    torch.testing.assert_close(runner({"input": ids}), embed(ids))
-    assert len(compiles) == 1  # one graph, first compiled at the hint, then run on the row
-    (compiled_at,), (ran,) = (r[-1:] for r in runs)
-    assert compiled_at.shape == (1, ONE_ROW_HINT) and torch.equal(compiled_at[:, :5], ids)
-    assert torch.equal(ran, ids)
-    # never past the model's length: a model of 20 positions first compiles at 20
-    runs.clear()
-    short_model = Runner(embed, compile=True, dynamic=True, backend=backend, one_row_cpp=True,
-                         max_length=20)  # fmt: skip
-    torch.testing.assert_close(short_model({"input": ids}), embed(ids))
-    assert [r[-1].shape for r in runs] == [(1, 20), (1, 5)]
-
-
 def test_a_runner_compiles_one_rows_from_its_one_row_module():
     from pipejit.engine.runner import Runner
 
