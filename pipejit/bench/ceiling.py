@@ -9,7 +9,9 @@ prepacked ``mkldnn._linear_pointwise``, numpy's BLAS, and ONNX Runtime's MLAS wh
 installed. On a CPU with bf16 instructions (avx512_bf16, AMX) the bf16 backends
 are probed too, for the bf16 opt-in's own ceiling. Backends are probed in
 alternation, several rounds, and each keeps its best round: a shared machine only
-ever makes a backend slower than it is.
+ever makes a backend slower than it is. A backend whose threads spin after its calls is
+followed by a pause (``SPINS_AFTER``), so that the backend timed next, or the engine timed
+after the probe, gets the cores to itself.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ import torch
 from pipejit.engine.cpu_path import bf16_supported, cpu_flags
 
 GEMM_SHAPE = (2048, 768, 3072)  # rows, inner, outputs
+# seconds to wait after a backend whose worker threads keep spinning once a call returns:
+# numpy's OpenBLAS, for about 0.1-0.15 s (on a 2-core AMD EPYC, Zen 3, torch's GEMM started
+# right after one ran at about half its rate; 0.15 s after, at 95%): there, without the
+# pause, oneDNN's two backends probed next had medians of 95 and 109 GFLOP/s, with it 106
+# and 130 (four probes each, interleaved)
+SPINS_AFTER = {"numpy": 0.25}
 
 
 @dataclass
@@ -65,6 +73,8 @@ def probe(rounds: int = 3, repeats: int = 4, bf16: bool | None = None) -> Ceilin
                 for name, call in calls.items():
                     rate = work / _seconds_per_call(call, repeats) / 1e9
                     best[dtype][name] = max(rate, best[dtype].get(name, 0.0))
+                    if name in SPINS_AFTER:
+                        time.sleep(SPINS_AFTER[name])
     return Ceiling(gflops=best, flags=flags)
 
 

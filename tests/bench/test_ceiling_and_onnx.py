@@ -24,6 +24,22 @@ def test_probe_names_backends_and_the_best():
         found.best("bfloat16")
 
 
+def test_probe_waits_out_spinning_threads_before_the_next_backend(monkeypatch):
+    events = []
+    backends = ceiling.fp32_backends()
+    logged = {
+        name: (lambda n=name, c=call: (events.append(n), c())) for name, call in backends.items()
+    }
+    monkeypatch.setattr(ceiling, "fp32_backends", lambda: logged)
+    monkeypatch.setattr(ceiling.time, "sleep", lambda s: events.append(("pause", s)))
+    ceiling.probe(rounds=2, repeats=1, bf16=False)
+    pauses = [i for i, event in enumerate(events) if isinstance(event, tuple)]
+    # one pause per round, each right after numpy's calls (its warmup and timed call)
+    assert [events[i - 1] for i in pauses] == ["numpy", "numpy"]
+    assert all(events[i] == ("pause", ceiling.SPINS_AFTER["numpy"]) for i in pauses)
+    assert ceiling.SPINS_AFTER["numpy"] >= 0.15
+
+
 def test_merge_keeps_each_backends_best_probe():
     a = ceiling.Ceiling({"float32": {"x": 10.0, "y": 30.0}}, ["avx2"])
     b = ceiling.Ceiling({"float32": {"x": 20.0, "y": 5.0}, "bfloat16": {"z": 90.0}}, ["avx2"])
