@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -107,14 +108,22 @@ def test_kept_timings_are_used_only_when_they_time_every_setup_at_every_shape(mo
     kept = first.measured_ms
     again = optimize_for_cpu(_classifier(model_folder), measure=measure, measured_before=kept)[1]
     assert len(calls) == 1 and again.recalled and again.measured_ms == kept
-    # a total per setup (what an older process kept) or a missing setup: measured anew
-    for before in ({n: 1.0 for n in kept}, dict(list(kept.items())[1:])):
+    # a setup left behind at the first shape (timed there alone) is kept as it was
+    partial = {**kept, "aten+eager": [9.0]}
+    model = _classifier(model_folder)
+    assert optimize_for_cpu(model, measure=measure, measured_before=partial)[1].recalled
+    # a total per setup (what an older process kept), no time, or a missing setup: measured anew
+    for before in (
+        {n: 1.0 for n in kept},
+        {**kept, "aten+eager": []},
+        dict(list(kept.items())[1:]),
+    ):
         model = _classifier(model_folder)
         assert not optimize_for_cpu(model, measure=measure, measured_before=before)[1].recalled
-    assert len(calls) == 3
+    assert len(calls) == 4
 
 
-def test_default_probe_times_copies_and_leaves_the_model(model_folder):
+def test_default_probe_times_copies_and_leaves_the_model(model_folder, monkeypatch):
     model = _classifier(model_folder)
     _, untimed = optimize_for_cpu(model)  # a tiny model: not worth timing
     assert untimed.measured_ms == {} and untimed.linears == "aten"
@@ -123,6 +132,7 @@ def test_default_probe_times_copies_and_leaves_the_model(model_folder):
         lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
         with_kwargs=True,
     )
+    monkeypatch.setattr(cpu_path, "MARGIN", -1e6)  # every candidate counts as ahead
     timed = cpu_path.time_forwards(model, {"a": lambda m: None, "b": cpu_path.use_onednn_linears})
     # one time per shape for each setup
     assert set(timed) == {"a", "b"}
@@ -130,6 +140,22 @@ def test_default_probe_times_copies_and_leaves_the_model(model_folder):
     # the copies (which keep the model's hooks) are timed on a sentence and on a batch
     assert set(shapes) == set(cpu_path.EXAMPLE_SHAPES)
     assert not any(isinstance(m, OneDnnLinear) for m in model.modules())
+
+
+def test_a_setup_behind_the_default_is_not_timed_at_the_next_shapes(model_folder, monkeypatch):
+    model = _classifier(model_folder)
+    monkeypatch.setattr(cpu_path, "MARGIN", 0.04)
+    # "slow" sleeps through each of its forwards: behind the default at the first shape
+    slow = lambda m: m.register_forward_pre_hook(lambda *a: time.sleep(0.05))  # noqa: E731
+    timed = cpu_path.time_forwards(model, {"a": lambda m: None, "b": lambda m: None, "slow": slow})
+    assert len(timed["slow"]) == 1 and timed["slow"][0] > 50
+    # "b" (the same model) is timed on while it keeps ahead by the margin, which a copy of
+    # the default rarely is; either way the default is timed wherever another setup is
+    assert len(timed["a"]) == max(len(timed["b"]), 1)
+    assert choose(timed, "a") in {"a", "b"}
+    # none left but the default: nothing more is timed
+    alone = cpu_path.time_forwards(model, {"a": lambda m: None, "slow": slow})
+    assert [len(ms) for ms in alone.values()] == [1, 1]
 
 
 @needs_onednn
