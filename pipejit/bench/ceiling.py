@@ -12,10 +12,15 @@ alternation, several rounds, and each keeps its best round: a shared machine onl
 ever makes a backend slower than it is. A backend whose threads spin after its calls is
 followed by a pause (``SPINS_AFTER``), so that the backend timed next, or the engine timed
 after the probe, gets the cores to itself.
+
+``python -m pipejit.bench.ceiling --shape 48x384x1536`` probes other shapes: a single
+sentence's GEMMs have a few dozen rows, where the backends differ more than on the
+ceiling's 2048 (``pipejit/bench/results/*-small-gemms.md``).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +46,7 @@ class Ceiling:
 
     gflops: dict[str, dict[str, float]] = field(default_factory=dict)  # dtype -> backend -> rate
     flags: list[str] = field(default_factory=list)
+    shape: tuple[int, int, int] = GEMM_SHAPE  # rows, inner, outputs
 
     def best(self, dtype: str = "float32") -> tuple[str, float]:
         """(backend, GFLOP/s) of the fastest backend of ``dtype``."""
@@ -51,20 +57,26 @@ class Ceiling:
         return backend, rates[backend]
 
     def to_dict(self) -> dict:
-        out: dict = {"flags": self.flags, "gflops": self.gflops}
+        out: dict = {"shape": list(self.shape), "flags": self.flags, "gflops": self.gflops}
         for dtype in self.gflops:
             backend, rate = self.best(dtype)
             out[f"best_{dtype}"] = {"backend": backend, "gflops": rate}
         return out
 
 
-def probe(rounds: int = 3, repeats: int = 4, bf16: bool | None = None) -> Ceiling:
-    """Every backend's GEMM rate, ``rounds`` alternating rounds of ``repeats`` calls each."""
+def probe(
+    rounds: int = 3,
+    repeats: int = 4,
+    bf16: bool | None = None,
+    shape: tuple[int, int, int] = GEMM_SHAPE,
+) -> Ceiling:
+    """Every backend's rate on a GEMM of ``shape``, ``rounds`` alternating rounds of
+    ``repeats`` calls each."""
     flags = cpu_flags()
-    backends = {"float32": fp32_backends()}
+    backends = {"float32": fp32_backends(shape)}
     if bf16_supported(flags) if bf16 is None else bf16:
-        backends["bfloat16"] = bf16_backends()
-    rows, inner, outputs = GEMM_SHAPE
+        backends["bfloat16"] = bf16_backends(shape)
+    rows, inner, outputs = shape
     work = 2 * rows * inner * outputs
     best: dict[str, dict[str, float]] = {dtype: {} for dtype in backends}
     with torch.inference_mode():
@@ -75,7 +87,7 @@ def probe(rounds: int = 3, repeats: int = 4, bf16: bool | None = None) -> Ceilin
                     best[dtype][name] = max(rate, best[dtype].get(name, 0.0))
                     if name in SPINS_AFTER:
                         time.sleep(SPINS_AFTER[name])
-    return Ceiling(gflops=best, flags=flags)
+    return Ceiling(gflops=best, flags=flags, shape=shape)
 
 
 def merge(probes: list[Ceiling]) -> Ceiling:
@@ -85,12 +97,14 @@ def merge(probes: list[Ceiling]) -> Ceiling:
         for dtype, rates in found.gflops.items():
             for name, rate in rates.items():
                 gflops.setdefault(dtype, {})[name] = max(rate, gflops.get(dtype, {}).get(name, 0))
-    return Ceiling(gflops=gflops, flags=probes[0].flags if probes else [])
+    if not probes:
+        return Ceiling()
+    return Ceiling(gflops=gflops, flags=probes[0].flags, shape=probes[0].shape)
 
 
-def fp32_backends() -> dict[str, Callable[[], object]]:
-    """The fp32 GEMM through each backend this process can reach."""
-    rows, inner, outputs = GEMM_SHAPE
+def fp32_backends(shape: tuple[int, int, int] = GEMM_SHAPE) -> dict[str, Callable[[], object]]:
+    """The fp32 GEMM of ``shape`` through each backend this process can reach."""
+    rows, inner, outputs = shape
     torch.manual_seed(0)
     x, linear = torch.randn(rows, inner), torch.nn.Linear(inner, outputs).eval()
     weight, bias = linear.weight.detach(), linear.bias.detach()
@@ -116,9 +130,10 @@ def fp32_backends() -> dict[str, Callable[[], object]]:
     return calls
 
 
-def bf16_backends() -> dict[str, Callable[[], object]]:
-    """The bf16 GEMM through torch's kernels and oneDNN (AMX where the CPU has it)."""
-    rows, inner, outputs = GEMM_SHAPE
+def bf16_backends(shape: tuple[int, int, int] = GEMM_SHAPE) -> dict[str, Callable[[], object]]:
+    """The bf16 GEMM of ``shape`` through torch's kernels and oneDNN (AMX where the CPU
+    has it)."""
+    rows, inner, outputs = shape
     torch.manual_seed(0)
     x = torch.randn(rows, inner, dtype=torch.bfloat16)
     linear = torch.nn.Linear(inner, outputs).eval().to(torch.bfloat16)
@@ -188,43 +203,74 @@ def describe(ceiling: Ceiling) -> str:
     return "; ".join(parts)
 
 
-def markdown(found: Ceiling, cpu: str, date: str) -> str:
-    """The probe as a table: every backend's GFLOP/s, best first, per dtype."""
-    rows, inner, outputs = GEMM_SHAPE
+def markdown(probes: list[Ceiling], cpu: str, date: str) -> str:
+    """Each probe as a table: every backend's GFLOP/s, best first, per dtype."""
     lines = [
         f"# GEMM ceiling, {date}, {cpu}",
         "",
-        f"`python -m pipejit.bench.ceiling`: {rows}x{inner} by {inner}x{outputs}, "
-        f"{torch.get_num_threads()} threads, backends alternating, each its best round.",
-        "",
-        describe(found) + ".",
-        "",
-        "| dtype | backend | GFLOP/s |",
-        "|:--|:--|--:|",
+        f"`python -m pipejit.bench.ceiling`: {torch.get_num_threads()} threads, backends "
+        "alternating, each its best round.",
     ]
-    for dtype, rates in found.gflops.items():
-        for name, rate in sorted(rates.items(), key=lambda item: -item[1]):
-            lines.append(f"| {dtype} | {name} | {rate:.0f} |")
+    for found in probes:
+        rows, inner, outputs = found.shape
+        lines += [
+            "",
+            f"## {rows}x{inner} by {inner}x{outputs}",
+            "",
+            describe(found) + ".",
+            "",
+            "| dtype | backend | GFLOP/s |",
+            "|:--|:--|--:|",
+        ]
+        for dtype, rates in found.gflops.items():
+            for name, rate in sorted(rates.items(), key=lambda item: -item[1]):
+                lines.append(f"| {dtype} | {name} | {rate:.0f} |")
     return "\n".join(lines) + "\n"
 
 
+def gemm_shape(text: str) -> tuple[int, int, int]:
+    """``ROWSxINNERxOUTPUTS`` (``48x384x1536``) as a shape."""
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"a GEMM shape is ROWSxINNERxOUTPUTS of positive integers, got {text!r}"
+        )
+    rows, inner, outputs = (int(p) for p in parts)
+    return rows, inner, outputs
+
+
+def repeats_for(shape: tuple[int, int, int]) -> int:
+    """Calls per timed round: about as much work as 4 calls of the ceiling's own GEMM, so a
+    small GEMM's round is not a handful of microseconds."""
+    work, ceiling_work = np.prod(shape, dtype=float), np.prod(GEMM_SHAPE, dtype=float)
+    return int(min(2000, max(4, round(4 * ceiling_work / work))))
+
+
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     import json
 
     from pipejit.bench.report import machine
 
     parser = argparse.ArgumentParser(prog="python -m pipejit.bench.ceiling", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--shape",
+        type=gemm_shape,
+        action="append",
+        help="ROWSxINNERxOUTPUTS, repeatable (default: the ceiling's own, "
+        + "x".join(map(str, GEMM_SHAPE))
+        + ")",
+    )
     parser.add_argument("--out", type=Path, help="folder for ceiling.json and ceiling.md")
     args = parser.parse_args(argv)
-    found = probe(rounds=args.rounds)
+    shapes = args.shape or [GEMM_SHAPE]
+    probes = [probe(rounds=args.rounds, repeats=repeats_for(s), shape=s) for s in shapes]
     host = machine("cpu")
-    table = markdown(found, host["cpu"], host["date"])
+    table = markdown(probes, host["cpu"], host["date"])
     print(table)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        summary = {"machine": host, **found.to_dict()}
+        summary = {"machine": host, "probes": [found.to_dict() for found in probes]}
         (args.out / "ceiling.json").write_text(json.dumps(summary, indent=2))
         (args.out / "ceiling.md").write_text(table)
     return 0

@@ -30,7 +30,7 @@ def test_probe_waits_out_spinning_threads_before_the_next_backend(monkeypatch):
     logged = {
         name: (lambda n=name, c=call: (events.append(n), c())) for name, call in backends.items()
     }
-    monkeypatch.setattr(ceiling, "fp32_backends", lambda: logged)
+    monkeypatch.setattr(ceiling, "fp32_backends", lambda shape: logged)
     monkeypatch.setattr(ceiling.time, "sleep", lambda s: events.append(("pause", s)))
     ceiling.probe(rounds=2, repeats=1, bf16=False)
     pauses = [i for i, event in enumerate(events) if isinstance(event, tuple)]
@@ -38,6 +38,27 @@ def test_probe_waits_out_spinning_threads_before_the_next_backend(monkeypatch):
     assert [events[i - 1] for i in pauses] == ["numpy", "numpy"]
     assert all(events[i] == ("pause", ceiling.SPINS_AFTER["numpy"]) for i in pauses)
     assert ceiling.SPINS_AFTER["numpy"] >= 0.15
+
+
+def test_other_gemm_shapes_are_probed_and_reported_each_apart(tmp_path, capsys):
+    import json
+
+    assert ceiling.gemm_shape("48x384X1536") == (48, 384, 1536)
+    for bad in ("48x384", "0x384x384", "ax384x384"):
+        with pytest.raises(Exception, match="ROWSxINNERxOUTPUTS"):
+            ceiling.gemm_shape(bad)
+    assert ceiling.repeats_for(ceiling.GEMM_SHAPE) == 4
+    assert ceiling.repeats_for((48, 384, 1536)) > 100  # a round of a small GEMM is not a few us
+    args = ["--rounds", "1", "--shape", "8x32x64", "--shape", "4x16x16", "--out", str(tmp_path)]
+    assert ceiling.main(args) == 0
+    probes = json.loads((tmp_path / "ceiling.json").read_text())["probes"]
+    assert [p["shape"] for p in probes] == [[8, 32, 64], [4, 16, 16]]
+    assert all(p["best_float32"]["gflops"] > 0 for p in probes)
+    table = (tmp_path / "ceiling.md").read_text()
+    assert "## 8x32 by 32x64" in table and "## 4x16 by 16x16" in table
+    with pytest.raises(SystemExit):
+        ceiling.main(["--shape", "2x2"])
+    assert "ROWSxINNERxOUTPUTS" in capsys.readouterr().err
 
 
 def test_merge_keeps_each_backends_best_probe():
