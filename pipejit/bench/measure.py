@@ -14,13 +14,13 @@ failed; bf16 is held to labels and cosine against fp32 instead, see
 between repeats through every backend (``pipejit.bench.ceiling``), so throughput is
 also a share of the best one: real tokens x FLOPs per token / best GEMM FLOP/s.
 Batch-1 latency is timed call by call, each engine answering the items back to back
-(a service under steady traffic) in blocks that take turns (``_latency``). Where ONNX Runtime runs,
-its export runs in a child process while pipejit's first call at the largest batch size
-compiles its graph for batches; then, on a machine quiet again for the GEMM timings of
-inductor's all-C++ compile, its first single item (``first_calls_seconds``, both). The
-per-batch-size warmup is then the first pass after the compiles. A case with a unit
-(new tokens, seconds of audio) also reports units/s; all timing goes through
-``pipejit.bench.timing``.
+(a service under steady traffic) in blocks that take turns (``_latency``). Where ONNX
+Runtime runs, its export runs in a child process while pipejit's first call at the
+largest batch size compiles its graph for batches; then, on a machine quiet again for the
+GEMM timings of inductor's all-C++ compile, its first single item
+(``first_calls_seconds``, both). The per-batch-size warmup is then the first pass after
+the compiles. A case with a unit (new tokens, seconds of audio) also reports units/s; all
+timing goes through ``pipejit.bench.timing``.
 """
 
 from __future__ import annotations
