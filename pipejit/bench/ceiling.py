@@ -92,13 +92,13 @@ def probe(
 
 def merge(probes: list[Ceiling]) -> Ceiling:
     """Several probes of one run as one: each backend at its best probe."""
+    if not probes:
+        return Ceiling()
     gflops: dict[str, dict[str, float]] = {}
     for found in probes:
         for dtype, rates in found.gflops.items():
             for name, rate in rates.items():
                 gflops.setdefault(dtype, {})[name] = max(rate, gflops.get(dtype, {}).get(name, 0))
-    if not probes:
-        return Ceiling()
     return Ceiling(gflops=gflops, flags=probes[0].flags, shape=probes[0].shape)
 
 
