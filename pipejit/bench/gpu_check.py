@@ -16,7 +16,9 @@ time limit (``--plan`` prints them without a GPU):
 A step that fails or runs past its limit is recorded as such (with what it had
 measured so far: steps write their result as they go) and the next step runs. The
 dated results ``pipejit/bench/results/<date>-<gpu>-gpu-check.{json,md}`` are written
-in every case. The exit status is 0 only when every step passed and every output
+in every case. ``--steps`` runs some of the steps (the steps that load the model
+bring the ``model`` step with them); their names then end the results' file names.
+``--logs DIR`` keeps each step's whole output there. The exit status is 0 only when every step passed and every output
 matched transformers.
 
 ``--device cpu`` rehearses the whole check on the CPU (graphs "on" becomes "auto",
@@ -61,6 +63,7 @@ class Settings:
     tests: str = str(REPO / "tests")
     scratch: str = ""
     budget_scale: float = 1.0  # a CPU rehearsal on a busy machine needs more than a GPU
+    logs: str = ""  # a folder for each step's whole output, when set
 
     @property
     def model_folder(self) -> str:
@@ -135,6 +138,19 @@ def plan(steps=STEPS) -> str:
     return "\n".join(lines)
 
 
+NEEDS_MODEL = ("warmup", "latency", "quick")
+
+
+def select(names: list[str], steps=STEPS) -> tuple[Step, ...]:
+    """The named steps in the check's own order, with ``model`` if any of them loads it."""
+    known = {step.name for step in steps}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"no step named {', '.join(unknown)}; the steps: {', '.join(known)}")
+    wanted = set(names) | ({"model"} if set(names) & set(NEEDS_MODEL) else set())
+    return tuple(step for step in steps if step.name in wanted)
+
+
 def run_step(step: Step, settings: Settings, result: Path) -> dict:
     """One step in a subprocess under its time limit; never raises."""
     start = time.perf_counter()
@@ -162,6 +178,9 @@ def run_step(step: Step, settings: Settings, result: Path) -> dict:
     }
     if result.exists():
         record["result"] = json.loads(result.read_text())
+    if settings.logs:
+        Path(settings.logs).mkdir(parents=True, exist_ok=True)
+        (Path(settings.logs) / f"{step.name}.log").write_text(output)
     return record
 
 
@@ -362,6 +381,8 @@ def gpu_slug(name: str) -> str:
 def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
     env = report["environment"]
     stem = f"{env['date']}-{gpu_slug(env['gpu'])}-gpu-check"
+    if report.get("partial"):
+        stem += "-" + "-".join(report["partial"])
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
     json_path.write_text(json.dumps(report, indent=1, default=str))
@@ -452,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="pipejit runs eager")
     parser.add_argument("--tests", default=str(REPO / "tests"), help="the tests folder")
     parser.add_argument("--budget-scale", type=float, default=1.0, help="scale every limit")
+    parser.add_argument("--steps", help="comma-separated step names (default: all of them)")
+    parser.add_argument("--logs", default="", help="a folder for each step's whole output")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--run-step", choices=sorted(STEP_FUNCTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
@@ -462,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.run_step:
         return _child(args.run_step, Settings(**json.loads(args.settings)), args.result)
+    try:
+        steps = select(args.steps.split(",")) if args.steps else STEPS
+    except ValueError as error:
+        parser.error(str(error))
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -484,8 +511,11 @@ def main(argv: list[str] | None = None) -> int:
             tests=args.tests,
             scratch=scratch,
             budget_scale=args.budget_scale,
+            logs=args.logs,
         )
-        report = run_check(settings)
+        report = run_check(settings, steps)
+    if steps != STEPS:
+        report["partial"] = [step.name for step in steps]
     json_path, md_path = write_report(report, args.out_dir)
     print(f"wrote {json_path} and {md_path} in {report['seconds']:.0f} s")
     return 0 if passed(report) else 1

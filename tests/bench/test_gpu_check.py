@@ -101,3 +101,20 @@ def test_parity_failure_fails_the_verdict():
 
 def test_gpu_names_become_file_names():
     assert gpu_check.gpu_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+
+
+def test_chosen_steps_bring_the_model_keep_their_logs_and_name_the_results(tmp_path):
+    chosen = gpu_check.select(["latency", "cuda-tests"])
+    assert [step.name for step in chosen] == ["cuda-tests", "model", "latency"]
+    assert [step.name for step in gpu_check.select(["kernels"])] == ["kernels"]
+    with pytest.raises(ValueError, match="no step named warm"):
+        gpu_check.select(["warm"])
+
+    step = gpu_check.Step("talks", 30, "prints", lambda s, r: [sys.executable, "-c", "print(42)"])
+    logs = tmp_path / "logs"
+    settings = gpu_check.Settings(device="cpu", scratch=str(tmp_path), logs=str(logs))
+    report = gpu_check.run_check(settings, (step,))
+    assert (logs / "talks.log").read_text().strip() == "42"
+    report["partial"] = ["talks"]
+    json_path, _ = gpu_check.write_report(report, tmp_path / "out")
+    assert json_path.name.endswith("-cpu-rehearsal-gpu-check-talks.json")

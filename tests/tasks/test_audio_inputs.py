@@ -5,11 +5,13 @@ import io
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 
 from pipejit.tasks.audio_inputs import load_audio, resample
 
+soundfile = pytest.importorskip(
+    "soundfile", reason="audio files need soundfile: pip install 'pipejit[audio]'"
+)
 TONES = ((220.0, 0.3), (1000.0, 0.2), (3100.0, 0.1))
 
 

@@ -1,6 +1,5 @@
 """video-classification (VideoMAE) at parity with transformers.pipeline, files and frames."""
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,6 +7,7 @@ from PIL import Image
 from tests.parity import assert_same
 from tests.vision_zero_shot_models import VIDEO_LABELS, pipeline_pair, write_video
 
+av = pytest.importorskip("av", reason="video decoding needs PyAV: pip install 'pipejit[video]'")
 TASK = "video-classification"
 
 
