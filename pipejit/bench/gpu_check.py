@@ -18,8 +18,8 @@ measured so far: steps write their result as they go) and the next step runs. Th
 dated results ``pipejit/bench/results/<date>-<gpu>-gpu-check.{json,md}`` are written
 in every case. ``--steps`` runs some of the steps (the steps that load the model
 bring the ``model`` step with them); their names then end the results' file names.
-``--logs DIR`` keeps each step's whole output there. The exit status is 0 only when every step passed and every output
-matched transformers.
+``--logs DIR`` keeps each step's whole output there. The exit status is 0 only when
+every step passed and every output matched transformers.
 
 ``--device cpu`` rehearses the whole check on the CPU (graphs "on" becomes "auto",
 which a CPU runs without graphs), so CI exercises this script.
