@@ -85,11 +85,25 @@ from pipejit.engine.aot_graph import AotGraph
 from pipejit.engine.stats import ModuleStats
 
 
-def _unguarded_modules() -> dict[str, Any] | None:
-    """torch.compile options that drop dynamo's guards on module attributes (see Runner);
-    a new dict each time, as torch.compile takes the filter out of the one it is given."""
+def compile_options(guard_modules: bool, dynamic: bool, backend: Any) -> dict[str, Any] | None:
+    """``torch.compile``'s options; a new dict each time, as torch.compile takes the guard
+    filter out of the one it is given.
+
+    Without ``guard_modules``, dynamo's guards on module attributes are dropped (see
+    Runner). Under dynamic shapes inductor's matmul padding is off (an option for
+    inductor alone; another backend is handed the options): deciding whether to
+    pad, it compares the symbolic length with a threshold, which guards the length to a
+    range. Seen on an H200 (torch 2.11): a first dynamic compile at 16 tokens was guarded
+    to 3-31 tokens, and the next bucket, 32 tokens, recompiled, specialised the length and
+    failed (it is marked dynamic), leaving the model eager. Bucket lengths are multiples
+    of 8 already, so the padding had nothing to add."""
+    options: dict[str, Any] = {}
     skip = getattr(torch.compiler, "skip_guard_on_all_nn_modules_unsafe", None)
-    return {"guard_filter_fn": skip} if skip is not None else None
+    if not guard_modules and skip is not None:
+        options["guard_filter_fn"] = skip
+    if dynamic and backend == "inductor":
+        options["shape_padding"] = False
+    return options or None
 
 
 # The length an all-C++ one-row graph is first compiled at (a longer first item is cut to it
@@ -248,7 +262,9 @@ class Runner:
                     dynamic=None if dynamic else False,
                     backend=backend,
                     mode=mode,
-                    options=None if guard_modules or mode is not None else _unguarded_modules(),
+                    options=None
+                    if mode is not None
+                    else compile_options(guard_modules, dynamic, backend),
                     **per_function,
                 )
 
@@ -344,7 +360,8 @@ class Runner:
             for tensor in inputs.values():
                 for dim in self.dynamic_dims:
                     if dim < tensor.dim() and tensor.shape[dim] > 1:
-                        torch._dynamo.mark_dynamic(tensor, dim)
+                        # a dimension some pass specialises recompiles rather than fails
+                        torch._dynamo.maybe_mark_dynamic(tensor, dim)
 
     def _longer_than_hint(self, shape: tuple[int, ...]) -> bool:
         return self.dynamic and len(shape) > 1 and shape[1] > ONE_ROW_HINT
