@@ -212,6 +212,22 @@ class Task(ABC):
     def preprocess(self, item: Any, params: Params) -> list[Features]:
         """One input to its model items (usually one; chunked tasks give several)."""
 
+    def preprocess_many(
+        self, items: list[Any], params: Params
+    ) -> list[list[Features] | ValueError | TypeError]:
+        """``preprocess`` of a window's inputs, in order, up to the first bad one, whose
+        ValueError or TypeError ends the list (the engine names the input). Tasks that
+        prepare many inputs faster at once (one tokenizer call for many texts) override it.
+        """
+        prepared: list[list[Features] | ValueError | TypeError] = []
+        for item in items:
+            try:
+                prepared.append(self.preprocess(item, params))
+            except (ValueError, TypeError) as error:
+                prepared.append(error)
+                break
+        return prepared
+
     @abstractmethod
     def postprocess(
         self, item: Any, features: list[Features], rows: list[Row], params: Params

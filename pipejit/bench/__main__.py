@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     rebuilding.add_argument("folder", type=Path)
     rebuilding.set_defaults(handler=_report)
     commands.add_parser(
-        "gpu-check", help="the 8-minute GPU check, dated results (gpu-check --plan: its steps)"
+        "gpu-check", help="the GPU check, dated results (gpu-check --plan: its steps and calls)"
     )
     return parser
 

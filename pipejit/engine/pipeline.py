@@ -8,6 +8,7 @@ for at most one window.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -351,16 +352,15 @@ class Pipeline:
     ) -> tuple[list[Features], list[int]]:
         features: list[Features] = []
         owners: list[int] = []
-        for index, item in enumerate(items):
-            try:
+        for index, item in enumerate(items):  # the limits first: they bound what is prepared
+            with _numbered_errors(first_index, index):
                 self.limits.check(item)
-                chunks = self.task.preprocess(item, params)
+        for index, chunks in enumerate(self.task.preprocess_many(items, params)):
+            with _numbered_errors(first_index, index):
+                if isinstance(chunks, Exception):
+                    raise chunks
                 for chunk in chunks:
                     self._check_length(chunk)
-            except (ValueError, TypeError) as error:
-                if first_index is None:
-                    raise
-                raise type(error)(f"input {first_index + index}: {error}") from error
             features.extend(chunks)
             owners.extend([index] * len(chunks))
         return features, owners
@@ -483,6 +483,18 @@ def _numbered(error: Exception, index: int) -> Exception:
     numbered = type(error)(f"input {index}: {error}")
     numbered.__cause__ = error
     return numbered
+
+
+@contextlib.contextmanager
+def _numbered_errors(first_index: int | None, index: int) -> Iterator[None]:
+    """A ValueError or TypeError raised inside names its input (``first_index`` None: the
+    call had one input, whose error goes out as it is)."""
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        if first_index is None:
+            raise
+        raise _numbered(error, first_index + index) from error
 
 
 def _indexable(inputs: Any) -> bool:

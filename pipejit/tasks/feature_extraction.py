@@ -14,12 +14,12 @@ import torch
 
 from pipejit.contract import Features, ForwardTask, Params, Row
 from pipejit.kernels.pooling import MODES, masked_pool
-from pipejit.tasks.base import encode, reject_unknown
+from pipejit.tasks.base import TextsInOneCall, encode, reject_unknown
 
 PARAMETERS = {"truncation", "tokenize_kwargs", "return_tensors", "pooling", "normalize"}
 
 
-class FeatureExtraction(ForwardTask):
+class FeatureExtraction(TextsInOneCall, ForwardTask):
     name = "feature-extraction"
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
     kernel_impl = "auto"

@@ -9,7 +9,7 @@ import torch
 
 from pipejit.contract import Features, ForwardTask, Params, Row
 from pipejit.kernels.softmax_topk import softmax_topk
-from pipejit.tasks.base import encode, reject_unknown
+from pipejit.tasks.base import TextsInOneCall, encode, reject_unknown
 from pipejit.tasks.first_token import first_position_only
 from pipejit.tasks.score_functions import default_function, function_name
 
@@ -17,7 +17,7 @@ TOKENIZER_KWARGS = {"truncation", "max_length", "add_special_tokens"}
 _ALL = object()  # top_k=None asks for every label, so "not given" needs its own marker
 
 
-class TextClassification(ForwardTask):
+class TextClassification(TextsInOneCall, ForwardTask):
     name = "text-classification"
     aliases = ("sentiment-analysis",)
     # "auto": Triton kernels on CUDA, their torch references elsewhere; "triton"/"torch" force one
