@@ -9,6 +9,11 @@ import torch
 
 from pipejit.contract import Features
 
+# From this many rows a batch is filled with one masked copy rather than a copy per row:
+# 64 rows of 30-61 tokens in 140 us against 340 on a 2-core Zen 3, where one row alone
+# takes 10 us a row and 65 masked.
+MASKED_FILL_ROWS = 8
+
 
 def collate(
     items: Sequence[Features],
@@ -34,16 +39,28 @@ def collate(
         else:
             shape = (len(items), length, *first.shape[1:])
             out = torch.full(shape, pad_values.get(key, 0), dtype=first.dtype)
-            for row, item in enumerate(items):
-                values = item.tensors[key]
-                if padding_side == "left":
-                    out[row, length - values.shape[0] :] = values
-                else:
-                    out[row, : values.shape[0]] = values
+            rows = [item.tensors[key] for item in items]
+            if len(rows) >= MASKED_FILL_ROWS:
+                out[_filled(rows, length, padding_side)] = torch.cat(rows)
+            else:
+                for row, values in enumerate(rows):
+                    if padding_side == "left":
+                        out[row, length - values.shape[0] :] = values
+                    else:
+                        out[row, : values.shape[0]] = values
         if device.type != "cpu":
             out = out.pin_memory().to(device, non_blocking=True)
         batch[key] = out
     return batch
+
+
+def _filled(rows: Sequence[torch.Tensor], length: int, padding_side: str) -> torch.Tensor:
+    """The [rows, length] mask of the positions the rows' values fill."""
+    lengths = torch.tensor([values.shape[0] for values in rows])
+    positions = torch.arange(length)
+    if padding_side == "left":
+        return positions >= (length - lengths)[:, None]
+    return positions < lengths[:, None]
 
 
 def _all_long(items: Sequence[Features], key: str, length: int) -> bool:

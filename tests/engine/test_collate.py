@@ -1,9 +1,10 @@
 """Collate: right-padding to the bucket for any dtype and trailing axes, stacking when unpadded."""
 
+import pytest
 import torch
 
 from pipejit.contract import Features
-from pipejit.engine.collate import collate, to_host
+from pipejit.engine.collate import MASKED_FILL_ROWS, collate, to_host
 
 CPU = torch.device("cpu")
 
@@ -42,3 +43,20 @@ def test_items_already_as_long_as_the_bucket_are_stacked_unpadded():
 def test_to_host_gives_numpy():
     host = to_host({"scores": torch.tensor([[0.5, 0.25]]), "ids": torch.tensor([[1, 0]])})
     assert host["scores"].tolist() == [[0.5, 0.25]] and host["ids"].tolist() == [[1, 0]]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_many_rows_fill_as_few_rows_do(side):
+    """From ``MASKED_FILL_ROWS`` rows the batch fills in one masked copy: the same result."""
+    torch.manual_seed(0)
+    sizes = [int(n) for n in torch.randint(1, 12, (3 * MASKED_FILL_ROWS,))]
+    items = [
+        Features({"ids": torch.randint(1, 99, (n,)), "x": torch.rand(n, 3, dtype=torch.float16)})
+        for n in sizes
+    ]
+    pads = {"ids": 0, "x": -1.0}
+    many = collate(items, 12, pads, CPU, padding_side=side)
+    one_by_one = [collate([item], 12, pads, CPU, padding_side=side) for item in items]
+    for key in ("ids", "x"):
+        assert many[key].dtype == items[0].tensors[key].dtype
+        assert torch.equal(many[key], torch.cat([batch[key] for batch in one_by_one]))
