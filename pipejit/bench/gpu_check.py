@@ -28,6 +28,7 @@ which a CPU runs without graphs), so CI exercises this script.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import subprocess
@@ -47,6 +48,7 @@ DTYPES = ("bfloat16", "float16", "float32")  # the one GPU users pick first, fir
 # from the first H200 window (2026-12-04): 20-50 s a cuda-marked test (one or two compiles
 # of 10-15 s each), 40 s a dtype for the latency step, 95 s a dtype for the quick one.
 CALL_LIMIT_SECONDS = 600
+TEST_WORKERS = 4
 WINDOW_CALLS = (("cuda-tests", "kernels"), ("model", "warmup", "latency", "quick"))
 LATENCY_TEXT = "This restaurant is awesome, the service was quick and the food even better."
 # kernel tests that need no GPU to prove anything (built ahead of time, timed by the bench)
@@ -96,10 +98,19 @@ def _pytest(arguments: Callable[[Settings], list[str]]) -> Callable[[Settings, P
             "-q",
             "-p",
             "no:cacheprovider",
+            *xdist_workers(settings.device),
             *arguments(settings),
         ]
 
     return command
+
+
+def xdist_workers(device: str, installed: bool | None = None) -> list[str]:
+    """pytest-xdist's workers on a GPU machine that has it: the tests' time there is mostly
+    compiling (10-15 s a compile on the H200's host, on CPU cores the GPU leaves idle)."""
+    if installed is None:
+        installed = importlib.util.find_spec("xdist") is not None
+    return ["-n", str(TEST_WORKERS)] if installed and device.startswith("cuda") else []
 
 
 def _in_child(name: str) -> Callable[[Settings, Path], list[str]]:

@@ -122,3 +122,9 @@ def test_chosen_steps_bring_the_model_keep_their_logs_and_name_the_results(tmp_p
     report["partial"] = ["talks"]
     json_path, _ = gpu_check.write_report(report, tmp_path / "out")
     assert json_path.name.endswith("-cpu-rehearsal-gpu-check-talks.json")
+
+
+def test_tests_spread_over_workers_on_a_gpu_machine_with_xdist():
+    assert gpu_check.xdist_workers("cuda", installed=True) == ["-n", str(gpu_check.TEST_WORKERS)]
+    assert gpu_check.xdist_workers("cuda", installed=False) == []
+    assert gpu_check.xdist_workers("cpu", installed=True) == []  # a rehearsal runs as CI does
