@@ -164,8 +164,8 @@ NEEDS_MODEL = ("warmup", "latency", "quick")
 
 def select(names: list[str], steps=STEPS) -> tuple[Step, ...]:
     """The named steps in the check's own order, with ``model`` if any of them loads it."""
-    known = {step.name for step in steps}
-    unknown = sorted(set(names) - known)
+    known = [step.name for step in steps]
+    unknown = sorted(set(names) - set(known))
     if unknown:
         raise ValueError(f"no step named {', '.join(unknown)}; the steps: {', '.join(known)}")
     wanted = set(names) | ({"model"} if set(names) & set(NEEDS_MODEL) else set())
