@@ -32,6 +32,8 @@ SMOKE = {
     "test_table_question_answering": "test_one_table_one_query_in_every_call_form[aggregation]",
     "test_text_classification": "test_mixed_lengths_keep_input_order[8]",
     "test_text_generation": "test_greedy_batched_matches_batch_one_reference[gpt2]",
+    "test_texts_in_one_call": "test_a_window_of_texts_costs_one_tokenizer_call_and_matches"
+    "_transformers[text-classification]",
     "test_text_to_audio": "test_single_text",
     "test_token_classification": "test_ignore_labels_and_batch_sizes[8]",
     "test_video_classification": "test_single_file_and_each_parameter",
