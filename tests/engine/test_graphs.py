@@ -7,6 +7,7 @@ capture real graphs.
 """
 
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ import pipejit
 from pipejit.contract import Params
 from pipejit.engine.graphs import params_key
 from pipejit.engine.shapes import ShapePolicy, capture_plan
-from tests.engine.capture_standin import RecordingCapture, graphed
+from tests.engine.capture_standin import RecordingCapture, graphed, with_graphs
 from tests.models import sentences
 from tests.parity import assert_same
 
@@ -68,6 +69,27 @@ def test_replay_matches_transformers_and_drops_padded_rows(reference):
     other = TEXTS[5:8]
     assert_same(pj(other), reference(other))
     assert pj.stats()["captures"] == 1 and pj.stats()["graph_hits"] == 2
+
+
+def test_warmup_captures_every_bucket_for_the_default_parameters(model_folder, reference):
+    folder = str(model_folder("text-classification"))
+    pj = pipejit.pipeline(
+        "text-classification",
+        model=folder,
+        compile=False,
+        length_buckets=(16, 32, 64, 128),
+        top_k=None,
+    )
+    pj = with_graphs(pj, shapes=replace(pj.shapes, capture_sizes=(1, 2, 4, 8)))
+    assert pj.warmup(batch_sizes=[1, 2, 4, 8])["captures"] == 16
+    for size in (1, 3, 8):
+        assert_same(pj(TEXTS[:size]), reference(TEXTS[:size], top_k=None))
+    stats = pj.stats()
+    assert stats["captures"] == 16 and stats["graph_fallbacks"] == 0
+    assert stats["graph_hits"] == stats["batches"] >= 3
+    # other parameters reduce differently: their graphs are new ones
+    assert_same(pj(TEXTS[:3], top_k=1), reference(TEXTS[:3], top_k=1))
+    assert pj.stats()["captures"] == 17
 
 
 def test_captured_under_inference_mode_replays_outside_it(reference):
@@ -203,12 +225,13 @@ def cuda_pair(model_folder, dtype=torch.float32, **options):
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", CUDA_DTYPES, ids=str)
 def test_cuda_replay_equals_transformers_at_every_bucket(model_folder, dtype):
-    ref, pj = cuda_pair(model_folder, dtype, length_buckets=(16, 32, 64, 128))
+    # warmup captures for the pipeline's defaults: top_k=None is made one
+    ref, pj = cuda_pair(model_folder, dtype, length_buckets=(16, 32, 64, 128), top_k=None)
     stats = pj.warmup(batch_sizes=[1, 2, 4, 8])
     assert stats["captures"] == 16 and stats["compile_failed"] is None
     for size in (1, 2, 3, 4, 5, 8):
         texts = TEXTS[:size]
-        assert_same(pj(texts, top_k=None), ref(texts, top_k=None), dtype=dtype)
+        assert_same(pj(texts), ref(texts, top_k=None), dtype=dtype)
     stats = pj.stats()
     assert stats["graph_hits"] > 0 and stats["graph_fallbacks"] == 0 and stats["captures"] == 16
 
