@@ -412,6 +412,8 @@ def write_report(report: dict, folder: Path) -> tuple[Path, Path]:
 
 
 def markdown(report: dict) -> str:
+    from pipejit.bench.report import stage_sentence
+
     env = report["environment"]
     steps = report["steps"]
     lines = [
@@ -475,6 +477,12 @@ def markdown(report: dict) -> str:
                     f"| {run['dtype']} | {batch} | {theirs:.1f} | {ours:.1f} "
                     f"| {ours / theirs:.2f}x | {parity} |"
                 )
+        lines.append("")
+        lines += [
+            f"{run['dtype']}: {stage_sentence(run['pipejit_stage_ms'])}"
+            for run in runs
+            if "pipejit_stage_ms" in run
+        ]
     failed = [(n, r) for n, r in steps.items() if r["status"] not in ("passed",)]
     for name, record in failed:
         lines += ["", f"## {name}: {record['status']}", "", "```", record["tail"], "```"]

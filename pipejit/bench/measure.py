@@ -139,12 +139,18 @@ def run_case(
             for name, engine in engines.items()
         }
         probe = lambda: probes.append(machine_ceiling.probe(rounds=1, repeats=2))  # noqa: E731
+        before = ours.stats()["stage_seconds"]
         seconds = interleaved(
             steps,
             repeats,
             device=device,
             before_round=probe if case.text and device == "cpu" else None,
         )
+        passes = len(seconds["pipejit"])
+        after = ours.stats()["stage_seconds"]
+        result.setdefault("pipejit_stage_ms", {})[batch_size] = {
+            stage: 1e3 * (after[stage] - before[stage]) / passes for stage in after
+        }
         for name, values in seconds.items():
             runs[name].seconds = values
         best = machine_ceiling.merge(probes) if probes else None

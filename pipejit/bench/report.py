@@ -125,6 +125,8 @@ def _case_table(case: dict) -> list[str]:
             f"pipejit's first calls (its graphs compile) took {case['first_calls_seconds']:.1f} s"
             " before the timed passes (its batch graph's beside ONNX Runtime's export)."
         )
+    if "pipejit_stage_ms" in case:
+        sentences.append(stage_sentence(case["pipejit_stage_ms"]))
     if "padding_ratio" in case:
         sentences.append(f"Padding ratio {case['padding_ratio']:.1%}.")
     if "peak_memory_mb" in case:
@@ -191,6 +193,20 @@ def _latency_sentence(case: dict, engines: list[str]) -> str:
             if e in latency
         )
         + "."
+    )
+
+
+def stage_sentence(stage_ms: dict) -> str:
+    """pipejit's host milliseconds a timed pass in each stage of its calls, per batch size
+    (``pipejit.engine.stats.StageClock``)."""
+    sizes = list(stage_ms)
+    stages = list(next(iter(stage_ms.values())))
+    cells = "; ".join(
+        f"{stage} {' / '.join(f'{stage_ms[size][stage]:.1f}' for size in sizes)}"
+        for stage in stages
+    )
+    return (
+        f"pipejit's milliseconds a pass by stage at batch {' / '.join(map(str, sizes))}: {cells}."
     )
 
 

@@ -67,16 +67,27 @@ def _all_long(items: Sequence[Features], key: str, length: int) -> bool:
     return all(item.tensors[key].shape[0] == length for item in items)
 
 
-def to_host(reduced: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """A batch's small reduced tensors to numpy, in one non-blocking copy each and one sync."""
-    if not reduced:
-        return {}
-    device = next(iter(reduced.values())).device
-    if device.type == "cpu":
-        return {k: v.numpy() for k, v in reduced.items()}
-    host = {}
-    for key, value in reduced.items():
-        buffer = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
-        host[key] = buffer.copy_(value, non_blocking=True)
-    torch.cuda.current_stream(device).synchronize()
-    return {k: v.numpy() for k, v in host.items()}
+class HostCopy:
+    """A batch's small reduced tensors on their way to the host: on a GPU, one
+    non-blocking copy each into pinned memory, started now in stream order (a later
+    batch's kernels, or its graph's replay, cannot overwrite them first), with an event
+    that ``wait`` blocks on. So the host can collate and launch the next batch while the
+    device still runs this one. On a CPU the tensors are read as they are."""
+
+    def __init__(self, reduced: Mapping[str, torch.Tensor]):
+        self.event = None
+        self.tensors = dict(reduced)
+        device = next(iter(reduced.values())).device if reduced else None
+        if device is None or device.type == "cpu":
+            return
+        for key, value in reduced.items():
+            buffer = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
+            self.tensors[key] = buffer.copy_(value, non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record(torch.cuda.current_stream(device))
+
+    def wait(self) -> dict[str, np.ndarray]:
+        """The tensors as numpy arrays, once the device has written them."""
+        if self.event is not None:
+            self.event.synchronize()
+        return {key: value.numpy() for key, value in self.tensors.items()}

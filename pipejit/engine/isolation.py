@@ -12,6 +12,7 @@ The micro-batcher and the Ray integration share it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,9 @@ def run_each(
             prepared.append((index, _preprocess_one(pipe, item, params)))
         except Exception as error:  # noqa: BLE001 - the input's own error, returned to its caller
             results[index] = error
-    for index, features, rows in _forward(pipe, prepared, params, on_split):
+    done = _forward(pipe, prepared, params, on_split)
+    start = time.perf_counter()
+    for index, features, rows in done:
         if isinstance(rows, Exception):
             results[index] = rows
             continue
@@ -48,6 +51,7 @@ def run_each(
             results[index] = pipe.task.postprocess(items[index], features, rows, params)
         except Exception as error:  # noqa: BLE001
             results[index] = error
+    pipe.clock.add("postprocess", start)
     return results
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from pipejit.contract import Features, ForwardTask, Params, Row, Task, Tensors
-from pipejit.engine.collate import collate, to_host
+from pipejit.engine.collate import HostCopy, collate
 from pipejit.engine.compile_cache import CompileCache
 from pipejit.engine.config import EngineConfig, check_batch_size
 from pipejit.engine.cpu_path import (
@@ -32,7 +33,7 @@ from pipejit.engine.modules import ModuleSet
 from pipejit.engine.runner import precision
 from pipejit.engine.scheduler import plan_batches, windows
 from pipejit.engine.shapes import capture_plan
-from pipejit.engine.stats import bucket_name
+from pipejit.engine.stats import StageClock, bucket_name
 
 if TYPE_CHECKING:
     from pipejit.engine.serve import MicroBatcher
@@ -76,6 +77,7 @@ class Pipeline:
             aot_folder=self.compile_cache.folder if self._ahead_of_time() else None,
         )
         self.memory = Backoff()
+        self.clock = StageClock()
         self._compiles_saved = 0
         self.batch_size = config.batch_size
         self.max_batch_size = config.max_batch_size
@@ -253,7 +255,8 @@ class Pipeline:
     def stats(self) -> dict[str, Any]:
         """What every module did (compiles, batches, tokens, decode steps, captures and
         replays), summed at the top level and per module under ``"modules"``, with the
-        graph runner's and the OOM backoff's counts."""
+        graph runner's and the OOM backoff's counts, and the host's seconds in each stage
+        of the calls under ``"stage_seconds"`` (``pipejit.engine.stats.StageClock``)."""
         per_module = self.modules.stats
         # batches and tokens are counted on the module each batch enters (the first
         # declared); compiles, decode steps, captures and replays on every module
@@ -297,6 +300,7 @@ class Pipeline:
             "graph_padded_rows": g.padded_rows if g is not None else 0,
             "cpu_path": self.cpu_path.to_dict() if self.cpu_path is not None else None,
             "oom_splits": self.memory.splits,
+            "stage_seconds": self.clock.report(),
             "oom_token_limit": self.memory.limit,
             "modules": {name: module.report() for name, module in per_module.items()},
         }
@@ -329,15 +333,18 @@ class Pipeline:
         """Run one sort window; ``first_index`` numbers its inputs in errors (None: one input)."""
         features, owners = self._preprocess(items, params, first_index)
         rows = self._forward(features, params, batch_size)
+        start = time.perf_counter()
         grouped: list[list[int]] = [[] for _ in items]
         for position, owner in enumerate(owners):
             grouped[owner].append(position)
-        return [
+        outputs = [
             self.task.postprocess(
                 item, [features[p] for p in positions], [rows[p] for p in positions], params
             )
             for item, positions in zip(items, grouped)
         ]
+        self.clock.add("postprocess", start)
+        return outputs
 
     def _run_each(self, items: list[Any], params: Params, first_index: int) -> list[Any]:
         """One window whose bad inputs each get their own error, numbered, in their place."""
@@ -350,6 +357,7 @@ class Pipeline:
     def _preprocess(
         self, items: list[Any], params: Params, first_index: int | None
     ) -> tuple[list[Features], list[int]]:
+        start = time.perf_counter()
         features: list[Features] = []
         owners: list[int] = []
         for index, item in enumerate(items):  # the limits first: they bound what is prepared
@@ -363,6 +371,7 @@ class Pipeline:
                     self._check_length(chunk)
             features.extend(chunks)
             owners.extend([index] * len(chunks))
+        self.clock.add("preprocess", start)
         return features, owners
 
     def _check_length(self, item: Features) -> None:
@@ -406,29 +415,38 @@ class Pipeline:
             return self.graphs.run(inputs, call, params, length)
         return self._forward_step(inputs, call, params)
 
-    def _run_batch(
+    def _launch_batch(
         self,
         positions: tuple[int, ...],
         features: list[Features],
         length: int,
         call: Tensors,
         params: Params,
-        rows: list[Row | None],
-    ) -> None:
-        """One batch: collate, run, copy the reduced rows to the host and store them by
-        item position."""
+    ) -> Callable[[], list[Row]]:
+        """One batch collated and run; returns what reads its reduced rows on the host, in
+        batch order. On a GPU the rows are still on their way when this returns: the
+        caller launches the next batch before it reads them."""
+        start = time.perf_counter()
         members = [features[p] for p in positions]
-        reduced = self._execute(self._collate(members, length), call, params, length)
-        if isinstance(reduced, list):  # a step task that finished its rows on the host
-            batch_rows = reduced
-        else:
-            host = to_host(reduced)
-            batch_rows = [{k: v[row] for k, v in host.items()} for row in range(len(positions))]
+        inputs = self._collate(members, length)
+        start = self.clock.add("collate", start)
+        reduced = self._execute(inputs, call, params, length)
         stats = next(iter(self.modules.stats.values()))  # the module batches enter
         stats.real_tokens += sum(f.length for f in members)
         stats.padded_tokens += len(positions) * length
-        for position, row in zip(positions, batch_rows):
-            rows[position] = row
+        if isinstance(reduced, list):  # a step task that finished its rows on the host
+            self.clock.add("launch", start)
+            return lambda: reduced
+        copy = HostCopy(reduced)
+        self.clock.add("launch", start)
+
+        def read() -> list[Row]:
+            start = time.perf_counter()
+            host = copy.wait()
+            self.clock.add("read", start)
+            return [{k: v[row] for k, v in host.items()} for row in range(len(positions))]
+
+        return read
 
     def _save_compile_cache(self) -> None:
         """Write new compile artifacts to the persistent cache after compiles."""
@@ -457,6 +475,12 @@ class Pipeline:
         lengths = [f.length for f in features]
         rows: list[Row | None] = [None] * len(features)
         call = self._call_tensors(params) if features else {}
+        in_flight: list[tuple[tuple[int, ...], Callable[[], list[Row]]]] = []
+
+        def store(positions: tuple[int, ...], read: Callable[[], list[Row]]) -> None:
+            for position, row in zip(positions, read()):
+                rows[position] = row
+
         for batch in plan_batches(
             lengths,
             max_batch_size=max_batch,
@@ -469,9 +493,14 @@ class Pipeline:
             length = batch.bucket_length
 
             def run(positions: tuple[int, ...], length: int = length) -> None:
-                self._run_batch(positions, features, length, call, params, rows)
+                read = self._launch_batch(positions, features, length, call, params)
+                in_flight.append((positions, read))
+                if len(in_flight) > 1:  # the batch before is read once this one is launched
+                    store(*in_flight.pop(0))
 
             self.memory.run(batch.positions, length, run)
+        if in_flight:
+            store(*in_flight.pop())
         self._save_compile_cache()
         return rows  # type: ignore[return-value]
 

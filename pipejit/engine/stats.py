@@ -1,7 +1,9 @@
-"""What the engine has done, per module: compiles, batches, tokens, decode steps, graphs."""
+"""What the engine has done, per module (compiles, batches, tokens, decode steps, graphs),
+and where a call's time went, stage by stage."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,3 +45,27 @@ class ModuleStats:
 
 def bucket_name(bucket: tuple[int, ...]) -> str:
     return "x".join(str(n) for n in bucket)
+
+
+# The stages of a call, in order, as ``StageClock`` names them.
+STAGES = ("preprocess", "collate", "launch", "read", "postprocess")
+
+
+@dataclass
+class StageClock:
+    """Seconds the host spent in each stage of the pipeline's calls: ``preprocess`` (input
+    checks, tokenizing), ``collate`` (padding a batch, copying it to the device), ``launch``
+    (the forward and reduce, all of it on a CPU, the kernel launches or a graph's replay on
+    a GPU), ``read`` (waiting for a batch's reduced rows to reach the host) and
+    ``postprocess`` (formatting the answers). Warmups are not counted."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, stage: str, since: float) -> float:
+        """Count the time from ``since`` to now in ``stage``; returns now."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+    def report(self) -> dict[str, float]:
+        return {stage: round(seconds, 6) for stage, seconds in self.seconds.items()}

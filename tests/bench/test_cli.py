@@ -33,8 +33,12 @@ def test_run_writes_results_table_and_plot(quick_run):
                 assert run["spread"][0] <= run["items_per_s"] <= run["spread"][1]
         assert set(case["latency_ms"]["pipejit"]) == {"p50", "p90", "p99"}
         assert 0 <= case["padding_ratio"] < 1 and case["peak_memory_mb"] > 0
+        stages = case["pipejit_stage_ms"]
+        assert set(stages) == {"1", "2"}
+        assert all(ms["preprocess"] > 0 and ms["launch"] > 0 for ms in stages.values())
     table = (quick_run / "results.md").read_text()
     assert "## text-classification tiny x sentences" in table and "| 2 |" in table
+    assert "pipejit's milliseconds a pass by stage at batch 1 / 2: preprocess " in table
     header, _, row = next(
         lines
         for lines in zip(*[table.splitlines()[i:] for i in range(3)])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pipejit.contract import Features
-from pipejit.engine.collate import MASKED_FILL_ROWS, collate, to_host
+from pipejit.engine.collate import MASKED_FILL_ROWS, HostCopy, collate
 
 CPU = torch.device("cpu")
 
@@ -40,9 +40,22 @@ def test_items_already_as_long_as_the_bucket_are_stacked_unpadded():
     assert batch["mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
-def test_to_host_gives_numpy():
-    host = to_host({"scores": torch.tensor([[0.5, 0.25]]), "ids": torch.tensor([[1, 0]])})
+def test_host_copy_gives_numpy():
+    host = HostCopy({"scores": torch.tensor([[0.5, 0.25]]), "ids": torch.tensor([[1, 0]])}).wait()
     assert host["scores"].tolist() == [[0.5, 0.25]] and host["ids"].tolist() == [[1, 0]]
+    assert HostCopy({}).wait() == {}
+
+
+@pytest.mark.cuda
+def test_host_copy_keeps_the_rows_of_its_moment_on_a_gpu():
+    """The copy is queued before later work on the stream: overwriting the device tensor
+    after it starts does not reach the rows it reads."""
+    scores = torch.arange(4096, dtype=torch.float32, device="cuda").reshape(64, 64)
+    copy = HostCopy({"scores": scores})
+    scores.mul_(-1)
+    host = copy.wait()
+    assert host["scores"][1, :3].tolist() == [64.0, 65.0, 66.0]
+    assert scores[1, 0].item() == -64.0
 
 
 @pytest.mark.parametrize("side", ["right", "left"])

@@ -1,5 +1,6 @@
 """The engine's promises: order, padding only to the bucket, streaming, clear errors."""
 
+import time
 import warnings
 
 import pytest
@@ -226,3 +227,47 @@ def test_dynamic_shapes_pad_a_batch_to_its_longest_item_only(model_folder):
     assert pj.exact_lengths
     static = pipejit.pipeline("text-classification", model=folder, compile=False, shapes="static")
     assert not static.exact_lengths  # per-shape compiles keep to the ladder
+
+
+def test_a_batch_is_read_after_the_next_one_is_launched(pair, monkeypatch):
+    """The host launches batch k+1 before it waits for batch k's rows (on a GPU the two
+    overlap), and every row still lands in its input's place."""
+    from pipejit.engine import pipeline as engine_pipeline
+
+    ref, pj = pair
+    events = []
+    execute = pj._execute
+
+    class LoggedCopy(engine_pipeline.HostCopy):
+        def wait(self):
+            events.append("read")
+            return super().wait()
+
+    def logged_execute(*args):
+        events.append("launch")
+        return execute(*args)
+
+    monkeypatch.setattr(pj, "_execute", logged_execute)
+    monkeypatch.setattr(engine_pipeline, "HostCopy", LoggedCopy)
+    assert_same(pj(TEXTS, batch_size=8), ref(TEXTS))
+    batches = events.count("launch")
+    assert batches >= len(TEXTS) // 8
+    assert events == ["launch"] + ["launch", "read"] * (batches - 1) + ["read"]
+
+
+def test_stage_seconds_say_where_the_time_went(pair, monkeypatch):
+    _, pj = pair
+    before = pj.stats()["stage_seconds"]
+    postprocess = pj.task.postprocess
+
+    def slow_postprocess(*args):
+        time.sleep(0.02)
+        return postprocess(*args)
+
+    monkeypatch.setattr(pj.task, "postprocess", slow_postprocess)
+    pj(TEXTS[:4], batch_size=2)
+    after = pj.stats()["stage_seconds"]
+    spent = {stage: after[stage] - before[stage] for stage in after}
+    assert set(spent) == {"preprocess", "collate", "launch", "read", "postprocess"}
+    assert all(seconds > 0 for seconds in spent.values()), spent
+    assert spent["postprocess"] >= 4 * 0.02 > spent["preprocess"] + spent["collate"]
