@@ -323,18 +323,25 @@ def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
     )
     for _ in range(3):  # compile and capture outside the timings
         got, expected = ours(LATENCY_TEXT), reference(LATENCY_TEXT)
+    before = ours.stats()["stage_seconds"]
     seconds = interleaved(
         {"transformers": lambda: reference(LATENCY_TEXT), "pipejit": lambda: ours(LATENCY_TEXT)},
         settings.latency_calls,
         device=device,
     )
     stats = ours.stats()
+    calls = len(seconds["pipejit"])
     row = {
         "dtype": dtype,
         "cuda_graphs": graphs,
         "parity": outputs_match(got, expected, *TOLERANCE[dtype]),
         "graph_hits": stats.get("graph_hits", 0),
         "compiles": stats["compiles"],
+        # where a call's time goes on the host, in microseconds a call
+        "pipejit_stage_us": {
+            stage: round(1e6 * (seconds_now - before[stage]) / calls, 1)
+            for stage, seconds_now in stats["stage_seconds"].items()
+        },
     }
     for name, values in seconds.items():
         latency = percentiles(1e3 * x for x in values)
@@ -459,6 +466,15 @@ def markdown(report: dict) -> str:
                 f"| {r['transformers_p50_ms'] / r['pipejit_p50_ms']:.2f}x "
                 f"| {'ok' if r['parity'] else 'FAILED'} |"
             )
+        lines.append("")
+        lines += [
+            f"pipejit's microseconds a call by stage, {r['dtype']}, cuda graphs "
+            f"{r['cuda_graphs']}: "
+            + "; ".join(f"{stage} {us:.0f}" for stage, us in r["pipejit_stage_us"].items())
+            + "."
+            for r in rows
+            if "pipejit_stage_us" in r
+        ]
     runs = steps.get("quick", {}).get("result", {}).get("runs", [])
     if runs:
         lines += [

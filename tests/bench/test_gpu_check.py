@@ -73,6 +73,8 @@ def test_cpu_rehearsal_runs_every_step_and_writes_dated_results(tmp_path):
     text = json_path.with_suffix(".md").read_text()
     assert "Verdict: passed" in text and "| bfloat16 | auto |" in text
     assert "bfloat16: pipejit's milliseconds a pass by stage at batch 1 / 4: preprocess" in text
+    assert all(r["pipejit_stage_us"]["preprocess"] > 0 for r in rows)
+    assert "pipejit's microseconds a call by stage, float32, cuda graphs auto: preprocess" in text
 
 
 def test_a_failed_or_overlong_step_is_recorded_and_the_next_still_runs(tmp_path):
