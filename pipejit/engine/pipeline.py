@@ -300,8 +300,8 @@ class Pipeline:
             "graph_padded_rows": g.padded_rows if g is not None else 0,
             "cpu_path": self.cpu_path.to_dict() if self.cpu_path is not None else None,
             "oom_splits": self.memory.splits,
-            "stage_seconds": self.clock.report(),
             "oom_token_limit": self.memory.limit,
+            "stage_seconds": self.clock.report(),
             "modules": {name: module.report() for name, module in per_module.items()},
         }
 
@@ -459,6 +459,7 @@ class Pipeline:
         self, features: list[Features], params: Params, batch_size: int | None
     ) -> list[Row]:
         """Run the model items in length-sorted bucketed batches; rows come back in item order.
+        Each batch's rows are read once the next batch is launched (``_launch_batch``).
 
         With ``batch_size`` auto, batches fill the token budget; with an explicit
         ``batch_size`` they hold that many items, within ``token_budget`` if one was set.
