@@ -155,6 +155,10 @@ class Task(ABC):
     units_per_token: ClassVar[int] = 1
     # Whether a batch's step can be recorded in a CUDA graph (tensor work only).
     capturable: ClassVar[bool] = False
+    # Whether the engine may preprocess a stream's next inputs on a worker thread while
+    # earlier ones run and are post-processed: preprocessing shares nothing with those
+    # (a fast tokenizer must not be called from two threads at once).
+    prepares_ahead: ClassVar[bool] = False
 
     @classmethod
     def serves(cls, model: torch.nn.Module) -> bool:

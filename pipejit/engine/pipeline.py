@@ -3,7 +3,8 @@
 One input returns one output, a list returns a list, and any other iterable
 (generator, dataset, column) returns a generator that streams: inputs are read
 one sort window at a time, so memory stays bounded and the first output waits
-for at most one window.
+for at most one window. On a GPU, text tasks read one window ahead and tokenize it
+while the current one runs (``pipejit.engine.read_ahead``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pipejit.engine.graphs import GraphRunner
 from pipejit.engine.isolation import run_each
 from pipejit.engine.memory import Backoff
 from pipejit.engine.modules import ModuleSet
+from pipejit.engine.read_ahead import prepared_windows
 from pipejit.engine.runner import precision
 from pipejit.engine.scheduler import plan_batches, windows
 from pipejit.engine.shapes import capture_plan
@@ -315,23 +317,43 @@ class Pipeline:
         errors: str = "raise",
     ) -> Iterator[Any]:
         bar = _progress_bar(progress, total, self.task.name)
-        done = 0
-        for window in windows(items, self.config.sort_window):
+        chunks = windows(items, self.config.sort_window)
+        if errors == "return":  # each input is preprocessed on its own, in its window's run
+            ahead, prepare = False, lambda window, first: None
+        else:
+            ahead = self._prepares_ahead()
+
+            def prepare(window: list[Any], first: int) -> tuple[list[Features], list[int]]:
+                return self._preprocess(window, params, first)
+
+        for first, window, prepared in prepared_windows(chunks, prepare, ahead):
             if errors == "return":
-                yield from self._run_each(window, params, first_index=done)
+                yield from self._run_each(window, params, first_index=first)
             else:
-                yield from self._run_window(window, params, batch_size, first_index=done)
-            done += len(window)
+                yield from self._run_window(window, params, batch_size, first, prepared)
             if bar is not None:
                 bar.update(len(window))
         if bar is not None:
             bar.close()
 
+    def _prepares_ahead(self) -> bool:
+        """Whether a stream's next sort window is preprocessed on a worker thread while the
+        current one runs (``pipejit.engine.read_ahead``): on a GPU, whose batches leave the
+        host waiting, for a task whose preprocessing shares nothing with its batches and
+        post-processing (``Task.prepares_ahead``)."""
+        return self.device.type == "cuda" and self.task.prepares_ahead
+
     def _run_window(
-        self, items: list[Any], params: Params, batch_size: int | None, first_index: int | None
+        self,
+        items: list[Any],
+        params: Params,
+        batch_size: int | None,
+        first_index: int | None,
+        prepared: tuple[list[Features], list[int]] | None = None,
     ) -> list[Any]:
-        """Run one sort window; ``first_index`` numbers its inputs in errors (None: one input)."""
-        features, owners = self._preprocess(items, params, first_index)
+        """Run one sort window; ``first_index`` numbers its inputs in errors (None: one input).
+        ``prepared``: its features and their owners, where it was preprocessed already."""
+        features, owners = prepared or self._preprocess(items, params, first_index)
         rows = self._forward(features, params, batch_size)
         start = time.perf_counter()
         grouped: list[list[int]] = [[] for _ in items]

@@ -50,7 +50,11 @@ def encode_texts(
 
 class TextsInOneCall:
     """For a task whose input is one text tokenized as it is: a window of texts is
-    tokenized in one call (``encode_texts``); other windows go input by input."""
+    tokenized in one call (``encode_texts``); other windows go input by input. Its
+    post-processing never calls the tokenizer, so a stream's next window may be
+    tokenized while the current one runs (``Task.prepares_ahead``)."""
+
+    prepares_ahead = True
 
     def preprocess_many(self, items: list[Any], params: Params) -> list:
         encoded = encode_texts(self.tokenizer, items, **params.preprocess)
