@@ -308,6 +308,7 @@ def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
     import pipejit
     from pipejit.bench.parity import TOLERANCE, outputs_match
     from pipejit.bench.timing import interleaved, percentiles
+    from pipejit.engine.stats import stage_seconds_each
 
     device, folder = settings.device, settings.model_folder
     reference = transformers.pipeline(
@@ -330,7 +331,7 @@ def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
         device=device,
     )
     stats = ours.stats()
-    calls = len(seconds["pipejit"])
+    each = stage_seconds_each(before, stats["stage_seconds"], len(seconds["pipejit"]))
     row = {
         "dtype": dtype,
         "cuda_graphs": graphs,
@@ -338,10 +339,7 @@ def latency(settings: Settings, dtype: str, graphs: bool | str) -> dict:
         "graph_hits": stats.get("graph_hits", 0),
         "compiles": stats["compiles"],
         # where a call's time goes on the host, in microseconds a call
-        "pipejit_stage_us": {
-            stage: round(1e6 * (seconds_now - before[stage]) / calls, 1)
-            for stage, seconds_now in stats["stage_seconds"].items()
-        },
+        "pipejit_stage_us": {stage: round(1e6 * value, 1) for stage, value in each.items()},
     }
     for name, values in seconds.items():
         latency = percentiles(1e3 * x for x in values)

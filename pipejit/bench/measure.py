@@ -43,6 +43,7 @@ from pipejit.bench.models import flops_per_token
 from pipejit.bench.parity import TOLERANCE, bf16_agreement, outputs_match
 from pipejit.bench.timing import interleaved, percentiles, rate, timed
 from pipejit.engine.cpu_path import bf16_supported
+from pipejit.engine.stats import stage_seconds_each
 
 
 @dataclass
@@ -146,10 +147,9 @@ def run_case(
             device=device,
             before_round=probe if case.text and device == "cpu" else None,
         )
-        passes = len(seconds["pipejit"])
-        after = ours.stats()["stage_seconds"]
+        each = stage_seconds_each(before, ours.stats()["stage_seconds"], len(seconds["pipejit"]))
         result.setdefault("pipejit_stage_ms", {})[batch_size] = {
-            stage: 1e3 * (after[stage] - before[stage]) / passes for stage in after
+            stage: 1e3 * value for stage, value in each.items()
         }
         for name, values in seconds.items():
             runs[name].seconds = values

@@ -69,3 +69,11 @@ class StageClock:
 
     def report(self) -> dict[str, float]:
         return {stage: round(seconds, 6) for stage, seconds in self.seconds.items()}
+
+
+def stage_seconds_each(
+    before: dict[str, float], after: dict[str, float], count: int
+) -> dict[str, float]:
+    """Seconds in each stage per call (or pass), between two ``stage_seconds`` reports
+    ``count`` calls apart."""
+    return {stage: (after[stage] - before[stage]) / count for stage in after}
