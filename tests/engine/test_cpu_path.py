@@ -459,6 +459,28 @@ def test_all_cpp_compiles_parse_each_inductor_template_once():
     assert parsed.render(rows=rows) == fresh.from_string(source).render(rows=rows)
 
 
+def test_all_cpp_compiles_build_timed_kernels_on_the_precompiled_header():
+    from torch._inductor import codecache
+
+    from pipejit.engine.all_cpp import all_cpp
+
+    if "_get_uncompiled_header" not in vars(codecache.CppCodeCache):
+        pytest.skip("this torch precompiles no header for kernels built alone")
+    caches = (
+        codecache.CppCodeCache,  # a kernel built alone: each GEMM template inductor times
+        codecache.CppPythonBindingsCodeCache,  # a graph's kernels
+        codecache.CppWrapperCodeCache,  # an all-C++ graph
+    )
+    before = [cache._get_uncompiled_header("cpu") for cache in caches]
+    with all_cpp(True):
+        inside = [cache._get_uncompiled_header("cpu") for cache in caches]
+    assert before[0] is None  # outside all_cpp, inductor's own choice
+    assert inside == [before[1], *before[1:]]  # the graph kernels' header, for timed ones too
+    assert [cache._get_uncompiled_header("cpu") for cache in caches] == before
+    with all_cpp(True):
+        assert codecache.CppCodeCache._get_uncompiled_header("cuda") is None
+
+
 def test_a_long_first_row_compiles_the_all_cpp_graph_at_the_hint_length():
     from pipejit.engine.runner import ONE_ROW_HINT, Runner
 
