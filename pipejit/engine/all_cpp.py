@@ -17,8 +17,11 @@ profiler put about 9 of the 55 busy seconds of a MiniLM one-row compile in that 
 
 Each timed template kernel is a C++ library of its own, which inductor builds without the
 precompiled header its other CPU kernels get, so each build parses that header anew. Inside
-``all_cpp`` they get it too: on the same Zen 3 the compiler's CPU time in a cold one-row
-compile of a distilbert-size classifier fell from 27-29 s to 21-24 s (two runs each).
+``all_cpp`` they get it too. On the same Zen 3, a distilbert-size classifier's one-row
+compile on a fresh machine (its first single sentence after its batch graph, with a fresh
+temporary folder, where inductor keeps its caches and precompiled headers) took 40-44 s
+against 54-55 s, the compiler's CPU time 24-27 s against 38 s (two runs each, alternating);
+with the headers of earlier processes at hand, 21-24 s of compiler time against 27-29 s.
 """
 
 from __future__ import annotations
