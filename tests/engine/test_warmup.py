@@ -108,8 +108,10 @@ def test_a_second_process_starts_from_the_saved_folder(tmp_path):
     from pipejit.bench.models import random_classifier
 
     model = random_classifier("tiny", tmp_path / "model")
-    cache = tmp_path / "cache"
-    cold = run_child(model, cache)
+    cache, machine = tmp_path / "cache", tmp_path / "machine-tmp"
+    cold = run_child(model, cache, temp=machine)
+    # inductor's precompiled headers land in the temporary folder the process was given
+    assert list(machine.glob("torchinductor_*/precompiled_headers/*.gch"))
     packages = sorted(p.name for p in (cache / PACKAGE_DIR).glob("*.pt2"))
     files = sorted(p.name for p in cache.glob(f"*{SUFFIX}"))
     # the batch's package (pipejit.engine.aot_graph), the single sentence's compiled graph
@@ -117,7 +119,7 @@ def test_a_second_process_starts_from_the_saved_folder(tmp_path):
     assert cold["cache_files_loaded"] == 0 and len(files) == 1
     assert cold["inductor_dir"] == str(cache / INDUCTOR_DIR)
     assert any((cache / INDUCTOR_DIR).iterdir())  # the built kernels are kept in the folder
-    warm = run_child(model, cache)
+    warm = run_child(model, cache, temp=machine)
     assert warm["packages_loaded"] == 1 and warm["packages_built"] == 0
     assert warm["cache_files_loaded"] == 1 and warm["artifacts_loaded"] > 0
     assert warm["compiles"] == cold["compiles"]
