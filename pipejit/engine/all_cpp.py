@@ -113,11 +113,11 @@ def _precompile_timed_kernels_header() -> None:
     prefix = getattr(codecache, "_get_cpp_prefix_header", None)
     if cache is None or prefix is None or "_get_uncompiled_header" not in vars(cache):
         return
-    alone = cache._get_uncompiled_header
+    inductors_choice = cache._get_uncompiled_header
 
     def header(cls, device: str) -> str | None:
         if _COMPILING_ALL_CPP.get() and cls is cache:
             return prefix(device)
-        return alone.__func__(cls, device)
+        return inductors_choice.__func__(cls, device)
 
     cache._get_uncompiled_header = classmethod(header)
