@@ -13,13 +13,13 @@ from tests.parity import assert_same
 WORKER = "pipejit-prepare"
 
 
-def squares(window, first):
+def indices_and_thread(window, first):
     return [first + i for i, _ in enumerate(window)], threading.current_thread().name
 
 
 @pytest.mark.parametrize("ahead", [False, True])
 def test_every_window_in_order_with_its_first_index(ahead):
-    got = list(prepared_windows(windows(range(10), 4), squares, ahead))
+    got = list(prepared_windows(windows(range(10), 4), indices_and_thread, ahead))
     assert [(first, window) for first, window, _ in got] == [
         (0, [0, 1, 2, 3]),
         (4, [4, 5, 6, 7]),
@@ -62,14 +62,14 @@ def test_the_iterators_own_error_waits_for_the_windows_before_it():
         yield from range(4)
         raise RuntimeError("the source broke")
 
-    stream = prepared_windows(windows(items(), 2), squares, ahead=True)
+    stream = prepared_windows(windows(items(), 2), indices_and_thread, ahead=True)
     assert [next(stream)[1], next(stream)[1]] == [[0, 1], [2, 3]]
     with pytest.raises(RuntimeError, match="the source broke"):
         next(stream)
 
 
 def test_a_stream_left_early_lets_its_worker_go():
-    stream = prepared_windows(windows(range(100), 5), squares, ahead=True)
+    stream = prepared_windows(windows(range(100), 5), indices_and_thread, ahead=True)
     next(stream)
     stream.close()
     deadline = time.monotonic() + 10
