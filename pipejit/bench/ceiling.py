@@ -4,14 +4,16 @@ A share of torch's default matmul alone would flatter whoever beats a slow
 library (MKL on an AMD CPU reaches less than half of what oneDNN does), so every
 backend is probed on the same fp32 GEMM (a distilbert-size linear: 2048x768 by
 768x3072) and the best one sets the ceiling: torch's matmul (MKL on x86),
-``F.linear``, oneDNN through ``torch.utils.mkldnn.to_mkldnn`` and through its
-prepacked ``mkldnn._linear_pointwise``, numpy's BLAS, and ONNX Runtime's MLAS when
-installed. On a CPU with bf16 instructions (avx512_bf16, AMX) the bf16 backends
-are probed too, for the bf16 opt-in's own ceiling. Backends are probed in
-alternation, several rounds, and each keeps its best round: a shared machine only
-ever makes a backend slower than it is. A backend whose threads spin after its calls is
-followed by a pause (``SPINS_AFTER``), so that the backend timed next, or the engine timed
-after the probe, gets the cores to itself.
+``F.linear``, MKL's prepacked linear (which inductor's frozen graphs call), oneDNN
+through ``torch.utils.mkldnn.to_mkldnn`` and through its prepacked
+``mkldnn._linear_pointwise``, numpy's BLAS, and ONNX Runtime's MLAS when installed.
+MKL runs as pipejit leaves it: on an AMD CPU with Intel's kernels
+(``pipejit.engine.mkl_kernels``), which the reports name. On a CPU with bf16 instructions
+(avx512_bf16, AMX) the bf16 backends are probed too, for the bf16 opt-in's own ceiling.
+Backends are probed in alternation, several rounds, and each keeps its best round: a
+shared machine only ever makes a backend slower than it is. A backend whose threads spin
+after its calls is followed by a pause (``SPINS_AFTER``), so that the backend timed next,
+or the engine timed after the probe, gets the cores to itself.
 
 ``python -m pipejit.bench.ceiling --shape 48x384x1536`` probes other shapes: a single
 sentence's GEMMs have a few dozen rows, where the backends differ more than on the
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipejit.engine import mkl_kernels
 from pipejit.engine.cpu_path import bf16_supported, cpu_flags
 
 GEMM_SHAPE = (2048, 768, 3072)  # rows, inner, outputs
@@ -115,6 +118,11 @@ def fp32_backends(shape: tuple[int, int, int] = GEMM_SHAPE) -> dict[str, Callabl
         "torch F.linear": lambda: torch.nn.functional.linear(x, weight, bias),
         "numpy": lambda: x_np @ w_np,
     }
+    if torch.backends.mkl.is_available():
+        mkl_packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, rows)
+        calls["MKL prepacked linear"] = lambda: torch.ops.mkl._mkl_linear(
+            x, mkl_packed, weight, bias, rows
+        )
     if torch.backends.mkldnn.is_available():
         from torch.utils import mkldnn
 
@@ -141,6 +149,11 @@ def bf16_backends(shape: tuple[int, int, int] = GEMM_SHAPE) -> dict[str, Callabl
     calls: dict[str, Callable[[], object]] = {
         "torch F.linear bf16": lambda: torch.nn.functional.linear(x, weight, bias),
     }
+    if torch.backends.mkl.is_available():
+        mkl_packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, rows)
+        calls["MKL prepacked linear"] = lambda: torch.ops.mkl._mkl_linear(
+            x, mkl_packed, weight, bias, rows
+        )
     if torch.backends.mkldnn.is_available():
         from torch.utils import mkldnn
 
@@ -209,7 +222,7 @@ def markdown(probes: list[Ceiling], cpu: str, date: str) -> str:
         f"# GEMM ceiling, {date}, {cpu}",
         "",
         f"`python -m pipejit.bench.ceiling`: {torch.get_num_threads()} threads, backends "
-        "alternating, each its best round.",
+        f"alternating, each its best round. MKL's GEMM kernels: {mkl_kernels.state}.",
     ]
     for found in probes:
         rows, inner, outputs = found.shape

@@ -17,6 +17,7 @@ import torch
 import transformers
 
 import pipejit
+from pipejit.engine import mkl_kernels
 from pipejit.engine.cpu_path import cpu_flags
 
 ENGINES = ("transformers", "pipejit")  # every task case has these; some add alternatives
@@ -39,6 +40,7 @@ def machine(device: str) -> dict:
         "device": device,
         "cpu": _cpu_model(),
         "cpu_flags": cpu_flags(),
+        "mkl_kernels": mkl_kernels.state,
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -79,6 +81,8 @@ def markdown(results: dict) -> str:
     ]
     if m.get("cpu_flags") is not None:
         lines += ["", f"CPU instruction sets: {', '.join(m['cpu_flags']) or 'none of note'}."]
+    if m.get("mkl_kernels") is not None and not m["device"].startswith("cuda"):
+        lines += ["", f"MKL's GEMM kernels: {m['mkl_kernels']}."]
     for case in results["cases"]:
         lines += ["", f"## {case['case']}", ""]
         if not case.get("supported", True):

@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from pipejit.engine import mkl_kernels
 from pipejit.engine.runner import precision
 
 # Instruction sets that decide the path, and that results name, as /proc/cpuinfo spells them.
@@ -193,14 +194,15 @@ def _complete(measured: dict | None, setups: dict[str, Setup]) -> bool:
 
 
 def measurement_key(model: torch.nn.Module, autocast: torch.dtype | None) -> str:
-    """What the path's timings depend on: the model, the CPU, torch, threads, autocast, and
-    the shapes timed."""
+    """What the path's timings depend on: the model, the CPU, MKL's kernels, torch, threads,
+    autocast, and the shapes timed."""
     config = getattr(model, "config", None)
     described = json.dumps(
         [
             type(model).__name__,
             config.to_json_string() if hasattr(config, "to_json_string") else repr(config),
             cpu_flags(),
+            mkl_kernels.state,
             torch.__version__,
             torch.get_num_threads(),
             str(autocast),

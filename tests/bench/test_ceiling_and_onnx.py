@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import transformers
 
 from pipejit.bench import ceiling
@@ -22,6 +23,13 @@ def test_probe_names_backends_and_the_best():
     assert "float32 ceiling" in ceiling.describe(found)
     with pytest.raises(ValueError, match="bfloat16"):
         found.best("bfloat16")
+
+
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch built without MKL")
+def test_mkl_prepacked_linear_computes_what_f_linear_does():
+    backends = ceiling.fp32_backends((8, 32, 64))
+    packed, plain = backends["MKL prepacked linear"](), backends["torch F.linear"]()
+    torch.testing.assert_close(packed, plain, rtol=1e-5, atol=1e-5)
 
 
 def test_probe_waits_out_spinning_threads_before_the_next_backend(monkeypatch):
