@@ -2,6 +2,10 @@
 
 Inside ``all_cpp(True)`` a compile writes inductor's C++ wrapper, freezes the weights, and
 times, per GEMM shape, inductor's C++ template against the library GEMM, keeping the faster.
+The library GEMM is oneDNN's prepacked linear (inductor packs frozen fp32 weights for it) or,
+with ``prepacked=False``, torch's default GEMM: MKL on x86, which on a 2-core AMD EPYC (Zen 3)
+with Intel's kernels (``pipejit.engine.mkl_kernels``) served a sentence's few dozen rows
+faster than oneDNN's prepacked linear (the CPU path's timings decide, see ``cpu_path``).
 
 Except for GEMMs of a single row: the heads of models whose last layer computes the first
 position alone (``pipejit.tasks.first_token``) multiply one row by each weight. Those take
@@ -34,8 +38,10 @@ _COMPILING_ALL_CPP = contextvars.ContextVar("pipejit_all_cpp", default=False)
 
 
 @contextlib.contextmanager
-def all_cpp(enabled: bool):
-    """The all-C++ settings for the compiles inside (nothing when not ``enabled``)."""
+def all_cpp(enabled: bool, prepacked: bool = True):
+    """The all-C++ settings for the compiles inside (nothing when not ``enabled``); the
+    library GEMM timed against the template is oneDNN's prepacked linear where
+    ``prepacked``, torch's default GEMM (MKL on x86) where not."""
     if not enabled:
         yield
         return
@@ -51,6 +57,7 @@ def all_cpp(enabled: bool):
             freezing=True,
             max_autotune=True,
             max_autotune_gemm_backends="CPP,ATEN",
+            **{"cpp.weight_prepack": prepacked},
         ):
             yield
     finally:

@@ -16,17 +16,18 @@ loss):
   called through an op that ``torch.compile`` keeps as one opaque call);
 - attention: the model's current implementation (transformers' default, SDPA,
   whose fused CPU kernel is flash attention) or the other of ``sdpa`` / ``eager``.
-Both keep fp32 and agree with transformers to float rounding. A single sentence's graph
-goes further: it compiles all in C++, and inductor times its C++ GEMM template against the
-library per linear (``runner.one_row_cpp``), on torch's linears (``with_torch_linears``)
-where the batches run oneDNN's (not under a compile cache, which cannot keep that graph). The
-intra-op thread count is chosen continuously instead (``ThreadChooser``): contention from
-other processes comes and goes. The factory wraps the runner's forward with it
-unless the model compiles per bucket (``shapes="static"``), where a compile per
-thread count would double every bucket's. bf16 is the
-separate opt-in ``autocast="bfloat16"``, under which the linears stay torch's (the
-compiler freezes their cast weights: ``pipejit.engine.runner.freezing``) and only
-the attention kernel is measured; ``bf16_supported`` says whether the CPU computes
+Both keep fp32 and agree with transformers to float rounding. A single sentence's graph goes
+further: it compiles all in C++, and inductor times its C++ GEMM template against a library
+per linear (``runner.one_row_cpp``), the one that ran the timed sentence faster
+(``CpuPathChoice.prepacked_sentence``: oneDNN's prepacked linears or torch's default GEMM),
+on torch's linears (``with_torch_linears``) where the batches run oneDNN's (not under a
+compile cache, which cannot keep that graph). The intra-op thread count is chosen
+continuously instead (``ThreadChooser``): contention from other processes comes and goes.
+The factory wraps the runner's forward with it unless the model compiles per bucket
+(``shapes="static"``), where a compile per thread count would double every bucket's. bf16 is
+the separate opt-in ``autocast="bfloat16"``, under which the linears stay torch's (the
+compiler freezes their cast weights: ``pipejit.engine.runner.freezing``) and only the
+attention kernel is measured; ``bf16_supported`` says whether the CPU computes
 bf16 in hardware (avx512_bf16 or AMX), without which it is slower.
 """
 
@@ -107,6 +108,20 @@ class CpuPathChoice:
             "error": self.error,
             "recalled": self.recalled,
         }
+
+    def prepacked_sentence(self) -> bool:
+        """Whether oneDNN's prepacked linears ran the timed sentence (the first of
+        ``EXAMPLE_SHAPES``) faster than torch's default GEMM, under the same attention;
+        true where either was not timed (inductor's own choice for frozen weights). A
+        one-row graph calls the faster of the two where its GEMM template is slower."""
+        attention = next(
+            (n.split("+")[1] for n in self.measured_ms if n.startswith("onednn+")), None
+        )
+        onednn = self.measured_ms.get(f"onednn+{attention}")
+        default = self.measured_ms.get(f"aten+{attention}")
+        if not onednn or not default:
+            return True
+        return onednn[0] < default[0]
 
 
 def choose(measured_ms: dict[str, list[float]], default: str, margin: float = MARGIN) -> str:

@@ -38,6 +38,7 @@ class ModuleSet:
         threads: ThreadChooser | None = None,
         guard_modules: bool = True,
         one_row_cpp: bool = False,
+        one_row_prepacked: bool = True,
         unmasked_single_rows: bool = False,
         aot_folder: str | os.PathLike | None = None,
     ):
@@ -46,6 +47,7 @@ class ModuleSet:
         self.threads = threads
         self.guard_modules = guard_modules
         self.one_row_cpp = one_row_cpp
+        self.one_row_prepacked = one_row_prepacked
         self.unmasked_single_rows = unmasked_single_rows
         self.aot_folder = aot_folder
         self.max_length = task.max_length
@@ -92,6 +94,7 @@ class ModuleSet:
                 freeze=self.config.autocast is not None and self.config.device.type == "cpu",
                 guard_modules=self.guard_modules,
                 one_row_cpp=one_row_cpp,
+                one_row_prepacked=self.one_row_prepacked,
                 one_row_module=one_row_module if one_row_module is not spec.module else None,
                 unmasked_single_rows=self.unmasked_single_rows,
                 aot_graph=self._aot_graph(name),

@@ -74,6 +74,8 @@ class Pipeline:
             # dynamo need not check their attributes before every call
             guard_modules=self.cpu_path is None,
             one_row_cpp=self._one_row_cpp(),
+            # its library GEMM: the one that ran the CPU path's timed sentence faster
+            one_row_prepacked=self.cpu_path is None or self.cpu_path.prepacked_sentence(),
             # its text models read a missing mask as every position attended
             unmasked_single_rows=self.cpu_path is not None,
             aot_folder=self.compile_cache.folder if self._ahead_of_time() else None,
@@ -122,7 +124,7 @@ class Pipeline:
     def _one_row_cpp(self) -> bool:
         """Whether one-row graphs compile all in C++ (see ``runner``): for the CPU path's
         measured fp32 models, under one dynamic graph for every length (not one compile per
-        bucket), without a compile cache. Such a graph holds oneDNN's packed weights, which
+        bucket), without a compile cache. Such a graph can hold oneDNN's packed weights, which
         inductor's cache cannot pickle: each process would compile it again (measured on a
         2-core Zen 3, a distilbert-size classifier's first one-row call in a warm start took
         58-64 s this way, 5-9 s on the cached graph)."""

@@ -31,7 +31,8 @@ a distilbert-size classifier's.
 in C++. Inductor writes the code that calls its kernels in C++ instead of Python (its C++
 wrapper), freezes the weights, and times its C++ GEMM template, whose micro-kernels are
 generated for the GEMM's shape with the weights packed once, against the library GEMM, per
-linear, keeping the faster (one-row GEMMs excepted, ``pipejit.engine.all_cpp``). At one
+linear, keeping the faster (one-row GEMMs excepted, ``pipejit.engine.all_cpp``). The library
+GEMM is oneDNN's prepacked linear, or torch's default GEMM with ``one_row_prepacked=False``. At one
 sentence a small model's forward is dozens of short kernels and library calls, whose Python
 calling cost shows, and a GEMM of a few dozen rows, which a general library serves worst.
 Measured on a 2-core AMD EPYC (Zen 3, AVX2), interleaved with ONNX Runtime:
@@ -234,6 +235,7 @@ class Runner:
         freeze: bool = False,
         guard_modules: bool = True,
         one_row_cpp: bool = False,
+        one_row_prepacked: bool = True,
         one_row_module: torch.nn.Module | None = None,
         unmasked_single_rows: bool = False,
         aot_graph: AotGraph | None = None,
@@ -245,6 +247,7 @@ class Runner:
         self.dynamic_dims = dynamic_dims
         self.freeze = freeze
         self.one_row_cpp = one_row_cpp
+        self.one_row_prepacked = one_row_prepacked
         self.unmasked_single_rows = unmasked_single_rows
         self.aot_graph = aot_graph
         self.stats = stats if stats is not None else ModuleStats()
@@ -333,7 +336,7 @@ class Runner:
             with (
                 recompile_limit(self._patched_limit),
                 freezing(self.freeze),
-                all_cpp(self.one_row_cpp and one_row),
+                all_cpp(self.one_row_cpp and one_row, self.one_row_prepacked),
             ):
                 if first and one_row and self.one_row_cpp and self._longer_than_hint(shape):
                     compiled(**self._shortened(inputs), **self.model_kwargs)

@@ -21,6 +21,18 @@ needs_onednn = pytest.mark.skipif(
 )
 
 
+def test_one_rows_prepack_for_onednn_only_where_it_ran_the_sentence_faster():
+    def prepacked(measured_ms):
+        return cpu_path.CpuPathChoice(measured_ms=measured_ms).prepacked_sentence()
+
+    assert prepacked({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [9.0, 45.0]})
+    assert not prepacked({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [11.0]})
+    # the same attention compared, whichever the model had
+    assert not prepacked({"aten+eager": [10.0], "onednn+eager": [11.0], "aten+sdpa": [12.0]})
+    assert prepacked({"aten+sdpa": [10.0]})  # oneDNN untimed: inductor's own choice
+    assert prepacked({})
+
+
 def test_choose_keeps_the_default_unless_clearly_faster_at_every_shape():
     assert choose({"aten+sdpa": [10.0], "onednn+sdpa": [9.7]}, "aten+sdpa") == "aten+sdpa"
     assert choose({"aten+sdpa": [10.0], "onednn+sdpa": [9.5]}, "aten+sdpa") == "onednn+sdpa"
@@ -351,7 +363,8 @@ def test_the_cpu_paths_own_models_go_unguarded_and_others_do_not(model_folder):
     assert handed_in.modules.guard_modules  # the caller may change their own model
 
 
-def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not():
+@pytest.mark.parametrize("prepacked", [True, False])
+def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not(prepacked):
     import torch._inductor.config as inductor_config
 
     from pipejit.engine.runner import Runner
@@ -365,17 +378,24 @@ def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not():
                 inductor_config.freezing,
                 inductor_config.max_autotune,
                 inductor_config.max_autotune_gemm_backends,
+                inductor_config.cpp.weight_prepack,
             )
         )
         return graph_module.forward
 
     runner = Runner(
-        torch.nn.Linear(8, 4), compile=True, dynamic=True, backend=backend, one_row_cpp=True
+        torch.nn.Linear(8, 4),
+        compile=True,
+        dynamic=True,
+        backend=backend,
+        one_row_cpp=True,
+        one_row_prepacked=prepacked,
     )
     runner({"input": torch.randn(1, 5, 8)})
     runner({"input": torch.randn(3, 5, 8)})
-    assert seen[0] == (True, True, True, "CPP,ATEN")
+    assert seen[0] == (True, True, True, "CPP,ATEN", prepacked)
     assert seen[1][:3] == (False, False, False)
+    assert inductor_config.cpp.weight_prepack  # inductor's default again
     assert not inductor_config.cpp_wrapper and not inductor_config.freezing  # set around compiles
 
 
@@ -561,6 +581,9 @@ def test_one_row_graphs_go_all_cpp_for_measured_models(
     folder = str(model_folder("text-classification"))
     ours = pipejit.pipeline("text-classification", model=folder)
     assert ours.modules.one_row_cpp is all_cpp
+    # the library of one-row graphs: the one timed faster on the sentence, where both were
+    onednn_timed = torch.backends.mkldnn.is_available() and fastest is not None
+    assert ours.modules.one_row_prepacked is not (onednn_timed and fastest == "aten+sdpa")
     runner = ours.modules.runner("model")
     if fastest == "onednn+sdpa":  # one rows compile the same model on torch's linears
         assert runner._compiled_one_row is not None
@@ -575,15 +598,23 @@ def test_one_row_graphs_go_all_cpp_for_measured_models(
     assert not cached.modules.one_row_cpp
 
 
-def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypatch):
-    # on oneDNN's linears where there are, so that the one-row module on torch's is tested
-    onednn = torch.backends.mkldnn.is_available()
-    _measured_fastest(monkeypatch, "onednn+sdpa" if onednn else "aten+sdpa")
+@pytest.mark.parametrize(
+    "fastest",
+    [
+        # batches on oneDNN's linears, so that the one-row module on torch's is tested
+        pytest.param("onednn+sdpa", marks=needs_onednn),
+        # torch's default GEMM faster on the sentence: one rows not prepacked for oneDNN
+        pytest.param("aten+sdpa", marks=needs_onednn),
+    ],
+)
+def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypatch, fastest):
+    _measured_fastest(monkeypatch, fastest)
     folder = str(model_folder("text-classification"))
     texts = sentences(3, seed=11)
     ours = pipejit.pipeline("text-classification", model=folder)
     reference = transformers.pipeline("text-classification", model=folder)
-    assert ours.modules.runner("model").one_row_cpp
+    runner = ours.modules.runner("model")
+    assert runner.one_row_cpp and runner.one_row_prepacked is (fastest == "onednn+sdpa")
     for text in texts:
         assert_same(ours(text), reference(text))
     assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
