@@ -149,11 +149,6 @@ def bf16_backends(shape: tuple[int, int, int] = GEMM_SHAPE) -> dict[str, Callabl
     calls: dict[str, Callable[[], object]] = {
         "torch F.linear bf16": lambda: torch.nn.functional.linear(x, weight, bias),
     }
-    if torch.backends.mkl.is_available():
-        mkl_packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, rows)
-        calls["MKL prepacked linear"] = lambda: torch.ops.mkl._mkl_linear(
-            x, mkl_packed, weight, bias, rows
-        )
     if torch.backends.mkldnn.is_available():
         from torch.utils import mkldnn
 

@@ -8,6 +8,7 @@ import transformers
 
 from pipejit.bench import ceiling
 from pipejit.bench.parity import bf16_agreement, outputs_match
+from pipejit.engine.cpu_path import bf16_supported
 from tests.models import sentences
 
 
@@ -23,6 +24,21 @@ def test_probe_names_backends_and_the_best():
     assert "float32 ceiling" in ceiling.describe(found)
     with pytest.raises(ValueError, match="bfloat16"):
         found.best("bfloat16")
+
+
+needs_bf16 = pytest.mark.skipif(
+    not bf16_supported(), reason="bf16 GEMMs are probed on CPUs with bf16 instructions only"
+)
+
+
+@pytest.mark.parametrize(
+    "backends", [ceiling.fp32_backends, pytest.param(ceiling.bf16_backends, marks=needs_bf16)]
+)
+def test_every_backend_runs_its_gemm(backends):
+    calls = backends((8, 32, 64))
+    assert calls
+    for name, call in calls.items():
+        assert call() is not None, name
 
 
 @pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch built without MKL")
