@@ -18,8 +18,8 @@ loss):
   whose fused CPU kernel is flash attention) or the other of ``sdpa`` / ``eager``.
 Both keep fp32 and agree with transformers to float rounding. A single sentence's graph goes
 further: it compiles all in C++, and inductor times its C++ GEMM template against a library
-per linear (``runner.one_row_cpp``), the one that ran the timed sentence faster
-(``CpuPathChoice.prepacked_sentence``: oneDNN's prepacked linears or torch's default GEMM),
+per linear (``runner.one_row_cpp``): oneDNN's prepacked linears, or torch's default GEMM
+where that ran the timed sentence faster by ``MARGIN`` (``CpuPathChoice.prepacked_sentence``),
 on torch's linears (``with_torch_linears``) where the batches run oneDNN's (not under a
 compile cache, which cannot keep that graph). The intra-op thread count is chosen
 continuously instead (``ThreadChooser``): contention from other processes comes and goes.
@@ -110,18 +110,19 @@ class CpuPathChoice:
         }
 
     def prepacked_sentence(self) -> bool:
-        """Whether oneDNN's prepacked linears ran the timed sentence (the first of
-        ``EXAMPLE_SHAPES``) faster than torch's default GEMM, under the same attention;
-        true where either was not timed (inductor's own choice for frozen weights). A
-        one-row graph calls the faster of the two where its GEMM template is slower."""
+        """Whether a one-row graph keeps oneDNN's prepacked linears (inductor's own choice
+        for frozen weights) rather than torch's default GEMM, which it takes only where that
+        ran the timed sentence (the first of ``EXAMPLE_SHAPES``) faster by ``MARGIN``,
+        under the same attention, as every choice of the path must. Inductor times the one
+        kept against its GEMM template."""
         attention = next(
             (n.split("+")[1] for n in self.measured_ms if n.startswith("onednn+")), None
         )
         onednn = self.measured_ms.get(f"onednn+{attention}")
-        default = self.measured_ms.get(f"aten+{attention}")
-        if not onednn or not default:
+        torch_gemm = self.measured_ms.get(f"aten+{attention}")
+        if not onednn or not torch_gemm:
             return True
-        return onednn[0] < default[0]
+        return not _ahead_so_far(torch_gemm[:1], onednn[:1], MARGIN)
 
 
 def choose(measured_ms: dict[str, list[float]], default: str, margin: float = MARGIN) -> str:

@@ -21,12 +21,13 @@ needs_onednn = pytest.mark.skipif(
 )
 
 
-def test_one_rows_prepack_for_onednn_only_where_it_ran_the_sentence_faster():
+def test_one_rows_leave_onednn_only_where_torchs_gemm_ran_the_sentence_clearly_faster():
     def prepacked(measured_ms):
         return cpu_path.CpuPathChoice(measured_ms=measured_ms).prepacked_sentence()
 
     assert prepacked({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [9.0, 45.0]})
     assert not prepacked({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [11.0]})
+    assert prepacked({"aten+sdpa": [10.0], "onednn+sdpa": [10.2]})  # within the noise
     # the same attention compared, whichever the model had
     assert not prepacked({"aten+eager": [10.0], "onednn+eager": [11.0], "aten+sdpa": [12.0]})
     assert prepacked({"aten+sdpa": [10.0]})  # oneDNN untimed: inductor's own choice
