@@ -84,3 +84,15 @@ def test_report_tables_and_plots_any_axis_with_missing_cells(tmp_path):
     assert "| 8 x 40 float32 | 4000.0 | - | - |" in table
     assert "FAILED: triton" in table and "not checked |" in table
     assert (tmp_path / "throughput.png") in paths
+
+
+def test_cpu_name_carries_the_family_and_model_that_tell_the_generation():
+    two_cpus = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC\nflags\t\t: fpu avx2\n\n"
+        "processor\t: 1\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: Other\n"
+    )
+    assert report.cpu_name(two_cpus) == "AMD EPYC (family 25, model 17)"
+    assert report.cpu_name("model name\t: Some ARM core\n") == "Some ARM core"
+    assert report.cpu_name("processor\t: 0\nBogoMIPS\t: 48.00\n") == ""
+    assert report.machine("cpu")["cpu"]
