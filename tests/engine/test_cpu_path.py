@@ -32,6 +32,9 @@ def test_one_rows_leave_onednn_only_where_torchs_gemm_ran_the_sentence_clearly_f
     assert not prepacked({"aten+eager": [10.0], "onednn+eager": [11.0], "aten+sdpa": [12.0]})
     assert prepacked({"aten+sdpa": [10.0]})  # oneDNN untimed: inductor's own choice
     assert prepacked({})
+    # torch's GEMM at its faster weight layout: the frozen one-row graph runs either so
+    assert not prepacked({"aten+sdpa": [12.0], "aten_colmajor+sdpa": [9.0], "onednn+sdpa": [10.0]})
+    assert prepacked({"aten+sdpa": [12.0], "aten_colmajor+sdpa": [9.9], "onednn+sdpa": [10.0]})
 
 
 def test_choose_keeps_the_default_unless_clearly_faster_at_every_shape():
@@ -88,7 +91,7 @@ def test_measured_winner_is_applied_and_keeps_fp32_outputs(model_folder):
 
     same, choice = optimize_for_cpu(model, measure=onednn_fastest)
     assert same is model and choice.linears == "onednn" and choice.attention == "sdpa"
-    assert {"aten+sdpa", "onednn+sdpa", "aten+eager"} == set(seen)
+    assert {"aten+sdpa", "aten_colmajor+sdpa", "onednn+sdpa", "aten+eager"} == set(seen)
     assert any(isinstance(m, OneDnnLinear) for m in model.modules())
     assert not any(type(m) is torch.nn.Linear for m in model.modules())
     torch.testing.assert_close(_logits(model, texts, folder), expected, rtol=1e-4, atol=1e-5)
@@ -560,6 +563,28 @@ def test_with_torch_linears_shares_the_weights_and_answers_alike(model_folder):
         torch.testing.assert_close(plain(**inputs).logits, model(**inputs).logits)
     unswapped = _classifier(model_folder)
     assert cpu_path.with_torch_linears(unswapped) is unswapped
+
+
+def test_column_major_weights_keep_values_and_ties_and_answer_alike(model_folder):
+    folder = model_folder("fill-mask")
+    model = transformers.AutoModelForMaskedLM.from_pretrained(folder).eval()
+    inputs = cpu_path.example_inputs(model, (2, 12))
+    with torch.inference_mode():
+        expected = model(**inputs).logits
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    tied = model.get_output_embeddings()
+    assert tied.weight is model.get_input_embeddings().weight
+    laid_out = cpu_path.use_column_major_weights(model)
+    assert laid_out == len(linears) - 1  # all but the decoder tied to the embeddings
+    assert tied.weight is model.get_input_embeddings().weight and tied.weight.is_contiguous()
+    for module in linears:
+        if module is not tied:
+            assert module.weight.t().is_contiguous() and not module.weight.is_contiguous()
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name
+    with torch.inference_mode():
+        torch.testing.assert_close(model(**inputs).logits, expected, rtol=1e-5, atol=1e-5)
 
 
 def _pointers(model: torch.nn.Module) -> set[int]:
