@@ -631,6 +631,8 @@ def test_one_row_graphs_go_all_cpp_for_measured_models(
         pytest.param("onednn+sdpa", marks=needs_onednn),
         # torch's default GEMM faster on the sentence: one rows not prepacked for oneDNN
         pytest.param("aten+sdpa", marks=needs_onednn),
+        # batches on column-major weights, one rows on torch's GEMM over them
+        pytest.param("aten_colmajor+sdpa", marks=needs_onednn),
     ],
 )
 def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypatch, fastest):
@@ -641,6 +643,9 @@ def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypa
     reference = transformers.pipeline("text-classification", model=folder)
     runner = ours.modules.runner("model")
     assert runner.one_row_cpp and runner.one_row_prepacked is (fastest == "onednn+sdpa")
+    if fastest == "aten_colmajor+sdpa":
+        linears = [m for m in runner.model.modules() if type(m) is torch.nn.Linear]
+        assert linears and all(m.weight.t().is_contiguous() for m in linears)
     for text in texts:
         assert_same(ours(text), reference(text))
     assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
