@@ -10,9 +10,10 @@ For each batch size the engines' repeats are interleaved (this shared CPU's spee
 drifts within minutes), each engine's first pass is timed apart as warmup, every
 fp32 output is checked against transformers (a run with wrong outputs is marked
 failed; bf16 is held to labels and cosine against fp32 instead, see
-``pipejit.bench.parity``), and for text the machine's GEMM ceiling is probed
-between repeats through every backend (``pipejit.bench.ceiling``), so throughput is
-also a share of the best one: real tokens x FLOPs per token / best GEMM FLOP/s.
+``pipejit.bench.parity``), and for text the machine's GEMM ceiling is probed through
+every backend (``pipejit.bench.ceiling``) right before each batch size's repeats, so
+throughput is also a share of the best one: real tokens x FLOPs per token / best GEMM
+FLOP/s.
 Batch-1 latency is timed call by call, each engine answering the items back to back
 (a service under steady traffic) in blocks that take turns (``_latency``). Where ONNX
 Runtime runs, its export runs in a child process while pipejit's first call at the
@@ -139,14 +140,10 @@ def run_case(
             name: lambda e=engine, b=batch_size: e(case.inputs, batch_size=b, **kwargs)
             for name, engine in engines.items()
         }
-        probe = lambda: probes.append(machine_ceiling.probe(rounds=1, repeats=2))  # noqa: E731
+        if case.text and device == "cpu":
+            probes.append(machine_ceiling.probe(rounds=1, repeats=2))
         before = ours.stats()["stage_seconds"]
-        seconds = interleaved(
-            steps,
-            repeats,
-            device=device,
-            before_round=probe if case.text and device == "cpu" else None,
-        )
+        seconds = interleaved(steps, repeats, device=device)
         each = stage_seconds_each(before, ours.stats()["stage_seconds"], len(seconds["pipejit"]))
         result.setdefault("pipejit_stage_ms", {})[batch_size] = {
             stage: 1e3 * value for stage, value in each.items()

@@ -22,17 +22,14 @@ def interleaved(
     device: str = "cpu",
     budget_s: float = 0.0,
     max_rounds: int = 50,
-    before_round: Callable[[], object] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds of each step, the steps run in turn: ``rounds`` rounds at least, then
-    more until ``budget_s`` has passed (at most ``max_rounds``). ``before_round`` runs
-    untimed before each round; CUDA work is synchronised around every step."""
+    more until ``budget_s`` has passed (at most ``max_rounds``); CUDA work is synchronised
+    around every step."""
     seconds: dict[str, list[float]] = {name: [] for name in steps}
     start = time.perf_counter()
     done = 0
     while done < rounds or (time.perf_counter() - start < budget_s and done < max_rounds):
-        if before_round is not None:
-            before_round()
         for name, step in steps.items():
             seconds[name].append(timed(step, device))
         done += 1

@@ -6,14 +6,12 @@ from pipejit.bench import report, timing
 from pipejit.bench.results import engine_run, settings_case
 
 
-def test_steps_run_in_turn_with_the_hook_before_each_round():
+def test_steps_run_in_turn():
     calls = []
     seconds = timing.interleaved(
-        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-        3,
-        before_round=lambda: calls.append("|"),
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3
     )
-    assert calls == ["|", "a", "b"] * 3
+    assert calls == ["a", "b"] * 3
     assert {name: len(values) for name, values in seconds.items()} == {"a": 3, "b": 3}
     assert all(s >= 0 for values in seconds.values() for s in values)
 
