@@ -20,12 +20,14 @@ loss):
 Both keep fp32 and agree with transformers to float rounding. A single sentence's graph goes
 further: it compiles all in C++, and inductor times its C++ GEMM template against a library
 per linear (``runner.one_row_cpp``): oneDNN's prepacked linears, or torch's default GEMM
-where that ran the timed sentence faster by ``MARGIN`` (``CpuPathChoice.prepacked_sentence``),
-on torch's linears (``with_torch_linears``) where the batches run oneDNN's (not under a
-compile cache, which cannot keep that graph). The intra-op thread count is chosen
-continuously instead (``ThreadChooser``): contention from other processes comes and goes.
-The factory wraps the runner's forward with it unless the model compiles per bucket
-(``shapes="static"``), where a compile per thread count would double every bucket's. bf16 is
+where that ran the timed sentence faster by ``MARGIN`` (``CpuPathChoice.sentence_linears``),
+on torch's linears (``with_torch_linears``) where the batches run oneDNN's, on weights laid
+out as the faster sentence had them (``with_column_major_weights``) where the batches keep
+another layout (not under a compile cache, which cannot keep that graph). The intra-op
+thread count is chosen continuously instead (``ThreadChooser``): contention from other
+processes comes and goes. The factory wraps the runner's forward with it unless the model
+compiles per bucket (``shapes="static"``), where a compile per thread count would double
+every bucket's. bf16 is
 the separate opt-in ``autocast="bfloat16"``, under which the linears stay torch's (the
 compiler freezes their cast weights: ``pipejit.engine.runner.freezing``) and only the
 attention kernel is measured; ``bf16_supported`` says whether the CPU computes
@@ -111,28 +113,29 @@ class CpuPathChoice:
             "recalled": self.recalled,
         }
 
-    def prepacked_sentence(self) -> bool:
-        """Whether a one-row graph keeps oneDNN's prepacked linears (inductor's own choice
-        for frozen weights) rather than torch's default GEMM, which it takes only where that
-        ran the timed sentence (the first of ``EXAMPLE_SHAPES``) faster by ``MARGIN``,
-        under the same attention, as every choice of the path must. Inductor times the one
-        kept against its GEMM template. torch's GEMM counts at its faster weight layout: in
-        the frozen one-row graph it ran as fast on either (all-MiniLM-L6-v2 on a 2-core Zen
-        4 with MKL's Intel kernels: batch-1 p50 9.82 ms on the default layout, 9.66 column-
-        major, 10.70 on oneDNN's), as the eager forward did only on column-major weights
-        (14.35 ms default, 9.59 column-major, oneDNN 10.16)."""
+    def sentence_linears(self) -> str:
+        """The linears of a one-row graph: ``"onednn"``, oneDNN's prepacked ones (inductor's
+        own choice for frozen weights), unless torch's default GEMM ran the timed sentence
+        (the first of ``EXAMPLE_SHAPES``) faster by ``MARGIN``, under the same attention, as
+        every choice of the path must; then ``"aten"`` or ``"aten_colmajor"``, the weight
+        layout it ran the sentence faster on. Inductor times the one kept against its GEMM
+        template. The layout holds in the frozen graph too: all-MiniLM-L6-v2's one-row graph on
+        MKL with its Intel kernels, on a 2-core Zen 4, two pipelines in one process, 256
+        sentences each, in both orders: batch-1 p50 15.2 and 14.8 ms on the default layout,
+        11.4 and 11.5 column-major."""
         attention = next(
             (n.split("+")[1] for n in self.measured_ms if n.startswith("onednn+")), None
         )
         onednn = self.measured_ms.get(f"onednn+{attention}")
-        torch_gemm = [
-            ms[0]
+        torch_gemm = {
+            layout: ms[0]
             for layout in ("aten", "aten_colmajor")
             if (ms := self.measured_ms.get(f"{layout}+{attention}"))
-        ]
+        }
         if not onednn or not torch_gemm:
-            return True
-        return not _ahead_so_far([min(torch_gemm)], onednn[:1], MARGIN)
+            return "onednn"
+        layout = min(torch_gemm, key=torch_gemm.__getitem__)
+        return layout if _ahead_so_far([torch_gemm[layout]], onednn[:1], MARGIN) else "onednn"
 
 
 def choose(measured_ms: dict[str, list[float]], default: str, margin: float = MARGIN) -> str:
@@ -393,6 +396,23 @@ def use_column_major_weights(model: torch.nn.Module) -> int:
             module.weight = torch.nn.Parameter(column_major, requires_grad=weight.requires_grad)
             laid_out += 1
     return laid_out
+
+
+def with_column_major_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its linears' weights column-major (``use_column_major_weights``): a copy
+    sharing every other parameter and buffer with it, ``model`` itself where it has no
+    weight to lay out. The copy holds the laid-out weights besides the model's own."""
+    uses = Counter(id(p) for _, p in model.named_parameters(remove_duplicate=False))
+    if all(
+        m.weight.t().is_contiguous() or uses[id(m.weight)] > 1
+        for m in model.modules()
+        if _fp32_cpu_linear(m)
+    ):
+        return model
+    tensors = [*model.parameters(), *model.buffers()]
+    copied = copy.deepcopy(model, memo={id(t): t for t in tensors})
+    use_column_major_weights(copied)
+    return copied
 
 
 def _fp32_cpu_linear(module: torch.nn.Module) -> bool:

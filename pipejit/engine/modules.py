@@ -19,7 +19,11 @@ import torch
 from pipejit.contract import Decoded, ForwardTask, Module, StepTask, Task
 from pipejit.engine.aot_graph import AotGraph
 from pipejit.engine.config import EngineConfig
-from pipejit.engine.cpu_path import ThreadChooser, with_torch_linears
+from pipejit.engine.cpu_path import (
+    ThreadChooser,
+    with_column_major_weights,
+    with_torch_linears,
+)
 from pipejit.engine.decoding import Decoder
 from pipejit.engine.generation import GenerateRunner
 from pipejit.engine.runner import Runner
@@ -38,7 +42,7 @@ class ModuleSet:
         threads: ThreadChooser | None = None,
         guard_modules: bool = True,
         one_row_cpp: bool = False,
-        one_row_prepacked: bool = True,
+        one_row_linears: str = "onednn",
         unmasked_single_rows: bool = False,
         aot_folder: str | os.PathLike | None = None,
     ):
@@ -47,7 +51,7 @@ class ModuleSet:
         self.threads = threads
         self.guard_modules = guard_modules
         self.one_row_cpp = one_row_cpp
-        self.one_row_prepacked = one_row_prepacked
+        self.one_row_linears = one_row_linears  # see ``CpuPathChoice.sentence_linears``
         self.unmasked_single_rows = unmasked_single_rows
         self.aot_folder = aot_folder
         self.max_length = task.max_length
@@ -78,8 +82,10 @@ class ModuleSet:
             spec = self._spec(name)
             _move_plain_tensors(spec.module, self.config.device)
             one_row_cpp = self.one_row_cpp and self.compiles(name)
-            # one-row graphs take torch's own linears (see ``Runner``)
+            # one-row graphs take torch's own linears (see ``Runner``), laid out as chosen
             one_row_module = with_torch_linears(spec.module) if one_row_cpp else None
+            if one_row_cpp and self.one_row_linears == "aten_colmajor":
+                one_row_module = with_column_major_weights(one_row_module)
             self._runners[name] = Runner(
                 spec.module,
                 compile=self.compiles(name),
@@ -94,7 +100,7 @@ class ModuleSet:
                 freeze=self.config.autocast is not None and self.config.device.type == "cpu",
                 guard_modules=self.guard_modules,
                 one_row_cpp=one_row_cpp,
-                one_row_prepacked=self.one_row_prepacked,
+                one_row_prepacked=self.one_row_linears == "onednn",
                 one_row_module=one_row_module if one_row_module is not spec.module else None,
                 unmasked_single_rows=self.unmasked_single_rows,
                 aot_graph=self._aot_graph(name),

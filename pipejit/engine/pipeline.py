@@ -74,8 +74,9 @@ class Pipeline:
             # dynamo need not check their attributes before every call
             guard_modules=self.cpu_path is None,
             one_row_cpp=self._one_row_cpp(),
-            # its library GEMM: the one that ran the CPU path's timed sentence faster
-            one_row_prepacked=self.cpu_path is None or self.cpu_path.prepacked_sentence(),
+            # its library GEMM and weight layout: those that ran the CPU path's timed sentence
+            # faster
+            one_row_linears="onednn" if self.cpu_path is None else self.cpu_path.sentence_linears(),
             # its text models read a missing mask as every position attended
             unmasked_single_rows=self.cpu_path is not None,
             aot_folder=self.compile_cache.folder if self._ahead_of_time() else None,

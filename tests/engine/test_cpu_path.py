@@ -22,19 +22,22 @@ needs_onednn = pytest.mark.skipif(
 
 
 def test_one_rows_leave_onednn_only_where_torchs_gemm_ran_the_sentence_clearly_faster():
-    def prepacked(measured_ms):
-        return cpu_path.CpuPathChoice(measured_ms=measured_ms).prepacked_sentence()
+    def linears(measured_ms):
+        return cpu_path.CpuPathChoice(measured_ms=measured_ms).sentence_linears()
 
-    assert prepacked({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [9.0, 45.0]})
-    assert not prepacked({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [11.0]})
-    assert prepacked({"aten+sdpa": [10.0], "onednn+sdpa": [10.2]})  # within the noise
+    assert linears({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [9.0, 45.0]}) == "onednn"
+    assert linears({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [11.0]}) == "aten"
+    assert linears({"aten+sdpa": [10.0], "onednn+sdpa": [10.2]}) == "onednn"  # within the noise
     # the same attention compared, whichever the model had
-    assert not prepacked({"aten+eager": [10.0], "onednn+eager": [11.0], "aten+sdpa": [12.0]})
-    assert prepacked({"aten+sdpa": [10.0]})  # oneDNN untimed: inductor's own choice
-    assert prepacked({})
-    # torch's GEMM at its faster weight layout: the frozen one-row graph runs either so
-    assert not prepacked({"aten+sdpa": [12.0], "aten_colmajor+sdpa": [9.0], "onednn+sdpa": [10.0]})
-    assert prepacked({"aten+sdpa": [12.0], "aten_colmajor+sdpa": [9.9], "onednn+sdpa": [10.0]})
+    assert linears({"aten+eager": [10.0], "onednn+eager": [11.0], "aten+sdpa": [12.0]}) == "aten"
+    assert linears({"aten+sdpa": [10.0]}) == "onednn"  # oneDNN untimed: inductor's own choice
+    assert linears({}) == "onednn"
+    # torch's GEMM on the weight layout it ran the sentence faster on
+    colmajor_faster = {"aten+sdpa": [12.0], "aten_colmajor+sdpa": [9.0], "onednn+sdpa": [10.0]}
+    assert linears(colmajor_faster) == "aten_colmajor"
+    default_faster = {"aten+sdpa": [8.0], "aten_colmajor+sdpa": [9.0], "onednn+sdpa": [10.0]}
+    assert linears(default_faster) == "aten"
+    assert linears({**colmajor_faster, "aten_colmajor+sdpa": [9.9]}) == "onednn"
 
 
 def test_choose_keeps_the_default_unless_clearly_faster_at_every_shape():
@@ -51,16 +54,20 @@ def test_choose_keeps_the_default_unless_clearly_faster_at_every_shape():
         choose({"onednn+sdpa": [1.0]}, "aten+sdpa")
 
 
-def _measured_fastest(monkeypatch, fastest: str) -> None:
+def _measured_fastest(monkeypatch, fastest: str, sentence: str | None = None) -> None:
     """Tiny models measured by the CPU path, the setup named ``fastest`` (or starting so)
-    timed fastest by far."""
+    timed fastest by far; ``sentence``, where given, fastest on the sentence alone."""
     monkeypatch.setattr(cpu_path, "MIN_MEASURED_WEIGHTS", 0)
+
+    def ms(name: str, shape: int) -> float:
+        leader = sentence if sentence is not None and shape == 0 else fastest
+        return 1.0 if name.startswith(leader) else 5.0
+
     monkeypatch.setattr(
         cpu_path,
         "time_forwards",
         lambda m, setups, autocast=None: {
-            n: [1.0 if n.startswith(fastest) else 5.0] * len(cpu_path.EXAMPLE_SHAPES)
-            for n in setups
+            n: [ms(n, shape) for shape in range(len(cpu_path.EXAMPLE_SHAPES))] for n in setups
         },
     )
 
@@ -565,6 +572,21 @@ def test_with_torch_linears_shares_the_weights_and_answers_alike(model_folder):
     assert cpu_path.with_torch_linears(unswapped) is unswapped
 
 
+def test_a_column_major_copy_shares_all_but_the_linears_weights_and_answers_alike(model_folder):
+    model = _classifier(model_folder)
+    copied = cpu_path.with_column_major_weights(model)
+    linears = [m for m in copied.modules() if type(m) is torch.nn.Linear]
+    assert linears and all(m.weight.t().is_contiguous() for m in linears)
+    assert all(m.weight.is_contiguous() for m in model.modules() if type(m) is torch.nn.Linear)
+    weights = {id(m.weight) for m in linears}
+    others = [t for t in copied.parameters() if id(t) not in weights]
+    assert others and all(t.data_ptr() in _pointers(model) for t in others)
+    inputs = cpu_path.example_inputs(model, (2, 12))
+    with torch.inference_mode():
+        torch.testing.assert_close(copied(**inputs).logits, model(**inputs).logits)
+    assert cpu_path.with_column_major_weights(copied) is copied  # nothing left to lay out
+
+
 def test_column_major_weights_keep_values_and_ties_and_answer_alike(model_folder):
     folder = model_folder("fill-mask")
     model = transformers.AutoModelForMaskedLM.from_pretrained(folder).eval()
@@ -609,7 +631,8 @@ def test_one_row_graphs_go_all_cpp_for_measured_models(
     assert ours.modules.one_row_cpp is all_cpp
     # the library of one-row graphs: the one timed faster on the sentence, where both were
     onednn_timed = torch.backends.mkldnn.is_available() and fastest is not None
-    assert ours.modules.one_row_prepacked is not (onednn_timed and fastest == "aten+sdpa")
+    sentence = "aten" if onednn_timed and fastest == "aten+sdpa" else "onednn"
+    assert ours.modules.one_row_linears == sentence
     runner = ours.modules.runner("model")
     if fastest == "onednn+sdpa":  # one rows compile the same model on torch's linears
         assert runner._compiled_one_row is not None
@@ -633,19 +656,32 @@ def test_one_row_graphs_go_all_cpp_for_measured_models(
         pytest.param("aten+sdpa", marks=needs_onednn),
         # batches on column-major weights, one rows on torch's GEMM over them
         pytest.param("aten_colmajor+sdpa", marks=needs_onednn),
+        # batches on the default layout, one rows on a column-major copy of the weights
+        pytest.param("aten+sdpa/aten_colmajor+sdpa", marks=needs_onednn),
     ],
 )
 def test_one_row_graphs_all_in_cpp_answer_as_transformers(model_folder, monkeypatch, fastest):
-    _measured_fastest(monkeypatch, fastest)
+    batches, _, sentence = fastest.partition("/")
+    _measured_fastest(monkeypatch, batches, sentence or None)
     folder = str(model_folder("text-classification"))
     texts = sentences(3, seed=11)
     ours = pipejit.pipeline("text-classification", model=folder)
     reference = transformers.pipeline("text-classification", model=folder)
     runner = ours.modules.runner("model")
     assert runner.one_row_cpp and runner.one_row_prepacked is (fastest == "onednn+sdpa")
-    if fastest == "aten_colmajor+sdpa":
-        linears = [m for m in runner.model.modules() if type(m) is torch.nn.Linear]
-        assert linears and all(m.weight.t().is_contiguous() for m in linears)
+    one_row_module = runner.one_row_module
+    assert (one_row_module is not None) is (runner._compiled_one_row is not None)
+    own_module = fastest in ("onednn+sdpa", "aten+sdpa/aten_colmajor+sdpa")
+    assert (one_row_module is not None) is own_module
+
+    def column_major(module):
+        linears = [m for m in module.modules() if type(m) is torch.nn.Linear]
+        assert linears
+        return all(m.weight.t().is_contiguous() for m in linears)
+
+    if "aten_colmajor" in fastest:
+        assert column_major(runner.model) is (batches == "aten_colmajor+sdpa")
+        assert one_row_module is None or column_major(one_row_module)
     for text in texts:
         assert_same(ours(text), reference(text))
     assert_same(ours(texts, batch_size=3), reference(texts, batch_size=1))
