@@ -44,9 +44,12 @@ def test_choose_keeps_the_default_unless_clearly_faster_at_every_shape():
     assert choose({"aten+sdpa": [10.0], "onednn+sdpa": [9.7]}, "aten+sdpa") == "aten+sdpa"
     assert choose({"aten+sdpa": [10.0], "onednn+sdpa": [9.5]}, "aten+sdpa") == "onednn+sdpa"
     assert choose({"aten+sdpa": [10.0], "aten+eager": [12.0]}, "aten+sdpa") == "aten+sdpa"
-    # far ahead on the sentence, even on the batch: the sum would choose it, the batch not
-    one_regime = {"aten+sdpa": [80.0, 320.0], "onednn+sdpa": [60.0, 318.0]}
+    # far ahead on the sentence and behind on the batch: one regime's gain pays for nothing
+    one_regime = {"aten+sdpa": [80.0, 320.0], "onednn+sdpa": [60.0, 321.0]}
     assert choose(one_regime, "aten+sdpa") == "aten+sdpa"
+    # ahead by the margin on one shape, behind on none: chosen
+    assert choose({**one_regime, "onednn+sdpa": [60.0, 318.0]}, "aten+sdpa") == "onednn+sdpa"
+    assert choose({**one_regime, "onednn+sdpa": [79.0, 310.0]}, "aten+sdpa") == "aten+sdpa"
     # of two candidates ahead at every shape, the faster over both
     both = {**one_regime, "onednn+sdpa": [70.0, 300.0], "aten+eager": [75.0, 280.0]}
     assert choose(both, "aten+sdpa") == "aten+eager"
@@ -155,7 +158,8 @@ def test_default_probe_times_copies_and_leaves_the_model(model_folder, monkeypat
         lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
         with_kwargs=True,
     )
-    monkeypatch.setattr(cpu_path, "MARGIN", -1e6)  # every candidate counts as ahead
+    # every candidate is timed on at every shape
+    monkeypatch.setattr(cpu_path, "_behind_nowhere", lambda ms, baseline: True)
     timed = cpu_path.time_forwards(model, {"a": lambda m: None, "b": cpu_path.use_onednn_linears})
     # one time per shape for each setup
     assert set(timed) == {"a", "b"}
@@ -172,8 +176,8 @@ def test_a_setup_behind_the_default_is_not_timed_at_the_next_shapes(model_folder
     slow = lambda m: m.register_forward_pre_hook(lambda *a: time.sleep(0.05))  # noqa: E731
     timed = cpu_path.time_forwards(model, {"a": lambda m: None, "b": lambda m: None, "slow": slow})
     assert len(timed["slow"]) == 1 and timed["slow"][0] > 50
-    # "b" (the same model) is timed on while it keeps ahead by the margin, which a copy of
-    # the default rarely is; either way the default is timed wherever another setup is
+    # "b" (the same model) is timed on while it is behind the default nowhere, which a copy
+    # of the default is by chance; either way the default is timed wherever another setup is
     assert len(timed["a"]) == max(len(timed["b"]), 1)
     assert choose(timed, "a") in {"a", "b"}
     # none left but the default: nothing more is timed
