@@ -257,8 +257,8 @@ def time_forwards(
     shared machine only slows things down). The first setup is the default; another is
     timed at the next shape only while it is behind the default at no shape so far
     (``choose`` keeps no other), and none is once no other is left: on a 2-core AMD EPYC
-    (Zen 3), all-MiniLM-L6-v2's timings took 0.7 s where no candidate beat the default on
-    the sentence, 2-2.5 s where the batch was timed too."""
+    (Zen 3), all-MiniLM-L6-v2's timings took 0.7 s where every candidate was behind the
+    default on the sentence, 2-2.5 s where the batch was timed too."""
     variants = {}
     for name, setup in setups.items():
         variants[name] = copy.deepcopy(model)
