@@ -14,6 +14,12 @@ than the graph does: on a 2-core AMD EPYC (Zen 3) 5-9 s of a cold compile per sh
 shapes for a distilbert-size classifier. The template had won all five there; a one-row GEMM
 reads its weights once, so the two differ little, in a forward a hundred times longer.
 
+Nor is the template timed again where it lost clearly: once the library GEMM ran one shape
+of a compile ``TEMPLATE_BEHIND`` times as fast as the template or more, the compile's other
+shapes take the library untimed. On a 2-core AMD EPYC Zen 4 (AVX-512) the template ran
+each of a distilbert-size classifier's four timed one-row shapes at 41-42% of oneDNN's speed,
+and each timing cost a 2.4-2.6 s build; on the Zen 3 above it won all five.
+
 Inductor parses each of its C++ GEMM template strings anew at every use (jinja's
 ``from_string`` keeps no cache), hundreds of times for one model's graph. Inside
 ``all_cpp`` each string is parsed once per process: on the same Zen 3, a sampling
@@ -33,8 +39,23 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+from dataclasses import dataclass
 
-_COMPILING_ALL_CPP = contextvars.ContextVar("pipejit_all_cpp", default=False)
+# the library GEMM at least this many times as fast as the template on one shape: the
+# compile's other shapes take the library untimed
+TEMPLATE_BEHIND = 1.5
+
+
+@dataclass
+class _AllCppCompile:
+    """What an all-C++ compile learnt from its GEMM timings so far."""
+
+    template_behind: bool = False
+
+
+_COMPILING_ALL_CPP: contextvars.ContextVar[_AllCppCompile | None] = contextvars.ContextVar(
+    "pipejit_all_cpp", default=None
+)
 
 
 @contextlib.contextmanager
@@ -47,10 +68,10 @@ def all_cpp(enabled: bool, prepacked: bool = True):
         return
     import torch._inductor.config as inductor_config
 
-    _skip_timing_one_row_gemms()
+    _hook_gemm_timings()
     _parse_each_template_once()
     _precompile_timed_kernels_header()
-    token = _COMPILING_ALL_CPP.set(True)
+    token = _COMPILING_ALL_CPP.set(_AllCppCompile())
     try:
         with inductor_config.patch(
             cpp_wrapper=True,
@@ -64,17 +85,36 @@ def all_cpp(enabled: bool, prepacked: bool = True):
         _COMPILING_ALL_CPP.reset(token)
 
 
-def template_alone_for_one_row(choices: list) -> list:
-    """Inductor's candidates for one GEMM, as it times them: the C++ template alone where
-    the GEMM has a single row and the compile is an all-C++ one (else all of them)."""
-    if not _COMPILING_ALL_CPP.get() or not choices:
+def gemm_candidates(choices: list) -> list:
+    """Inductor's candidates for one GEMM, as it times them: in an all-C++ compile, the C++
+    template alone where the GEMM has a single row, the library alone once the template fell
+    ``TEMPLATE_BEHIND`` behind it (else all of them)."""
+    current = _COMPILING_ALL_CPP.get()
+    if current is None or not choices:
         return choices
     from torch._inductor.select_algorithm import ExternKernelCaller  # a library GEMM
 
+    libraries = [c for c in choices if isinstance(c, ExternKernelCaller)]
     templates = [c for c in choices if not isinstance(c, ExternKernelCaller)]
     if templates and _one_row(choices[0].layout.size):
         return templates
+    if libraries and current.template_behind:
+        return libraries
     return choices
+
+
+def note_gemm_timing(timings: dict, *rest) -> None:
+    """Inductor's timings of one GEMM's candidates (milliseconds by candidate): in an all-C++
+    compile, whether the template fell ``TEMPLATE_BEHIND`` behind the library."""
+    current = _COMPILING_ALL_CPP.get()
+    if current is None:
+        return
+    from torch._inductor.select_algorithm import ExternKernelCaller
+
+    library = [ms for c, ms in timings.items() if isinstance(c, ExternKernelCaller)]
+    template = [ms for c, ms in timings.items() if not isinstance(c, ExternKernelCaller)]
+    if library and template and min(template) >= TEMPLATE_BEHIND * min(library):
+        current.template_behind = True
 
 
 def _one_row(size) -> bool:
@@ -83,17 +123,22 @@ def _one_row(size) -> bool:
     return len(size) > 1 and all(dim == 1 for dim in size[:-1])
 
 
-def _skip_timing_one_row_gemms() -> None:
-    """Puts ``template_alone_for_one_row`` among inductor's preprocessing of GEMM
-    candidates, once (a torch without that hook times every GEMM)."""
+def _hook_gemm_timings() -> None:
+    """Puts ``gemm_candidates`` among inductor's preprocessing of GEMM candidates and
+    ``note_gemm_timing`` among its readers of their timings, once (a torch without those
+    hooks times every candidate of every GEMM)."""
     from torch._inductor import select_algorithm
 
     add = getattr(select_algorithm, "add_preprocessing_fn", None)
     cache = getattr(select_algorithm, "get_algorithm_selector_cache", None)
     if add is None or cache is None:
         return
-    if template_alone_for_one_row not in cache().preprocessing_fns:
-        add(template_alone_for_one_row)
+    selector = cache()
+    if gemm_candidates not in selector.preprocessing_fns:
+        add(gemm_candidates)
+    savers = getattr(selector, "feedback_saver_fns", None)
+    if savers is not None and note_gemm_timing not in savers:
+        select_algorithm.add_feedback_saver(note_gemm_timing)
 
 
 @functools.cache  # once per process: ``all_cpp`` is entered at every single-row call
@@ -123,7 +168,7 @@ def _precompile_timed_kernels_header() -> None:
     inductors_choice = cache._get_uncompiled_header
 
     def header(cls, device: str) -> str | None:
-        if _COMPILING_ALL_CPP.get() and cls is cache:
+        if _COMPILING_ALL_CPP.get() is not None and cls is cache:
             return prefix(device)
         return inductors_choice.__func__(cls, device)
 

@@ -478,6 +478,35 @@ def test_all_cpp_compiles_time_the_template_against_the_library_except_for_one_r
     assert timed == [2]
 
 
+@pytest.mark.parametrize("behind", [0.0, float("inf")])
+def test_all_cpp_compiles_stop_timing_a_template_that_fell_behind(monkeypatch, tmp_path, behind):
+    from torch._inductor import select_algorithm
+
+    from pipejit.engine import all_cpp
+
+    if not hasattr(select_algorithm, "add_feedback_saver"):
+        pytest.skip("this torch reports no GEMM timings: it times every shape")
+    # at 0 the template counts as behind after any timing; at infinity never
+    monkeypatch.setattr(all_cpp, "TEMPLATE_BEHIND", behind)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+    model, x = model.eval(), torch.randn(4, 16)
+    timed = []  # the output width of every GEMM inductor timed
+
+    def saver(timings, *rest):
+        timed.append(int(next(iter(timings)).layout.size[-1]))
+
+    monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "inductor"))
+    select_algorithm.add_feedback_saver(saver)
+    try:
+        with torch.inference_mode(), all_cpp.all_cpp(True):
+            out = torch.compile(model)(x)
+    finally:
+        select_algorithm.get_algorithm_selector_cache().feedback_saver_fns.remove(saver)
+    with torch.inference_mode():
+        torch.testing.assert_close(out, model(x))
+    assert sorted(timed) == ([32] if behind == 0.0 else [8, 32])
+
+
 def test_all_cpp_compiles_parse_each_inductor_template_once():
     import jinja2
     from torch._inductor.codegen.common import KernelTemplate
