@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from pipejit.contract import Decoded, ForwardTask, Module, StepTask, Task
+from pipejit.engine import vec_isa
 from pipejit.engine.aot_graph import AotGraph
 from pipejit.engine.config import EngineConfig
 from pipejit.engine.cpu_path import (
@@ -77,10 +78,20 @@ class ModuleSet:
             self.config.compile and spec.compile and self.config.device.type in spec.compile_devices
         )
 
+    def _compiles_cpp(self, name: str) -> bool:
+        """Whether module ``name`` compiles to inductor's C++ (on this pipeline's CPU)."""
+        return (
+            self.compiles(name)
+            and self.config.device.type == "cpu"
+            and self.config.backend == "inductor"
+        )
+
     def runner(self, name: str) -> Runner:
         if name not in self._runners:
             spec = self._spec(name)
             _move_plain_tensors(spec.module, self.config.device)
+            if self._compiles_cpp(name):
+                vec_isa.probe_in_background()  # the first C++ compile comes next
             one_row_cpp = self.one_row_cpp and self.compiles(name)
             # one-row graphs take torch's own linears (see ``Runner``), laid out as chosen
             one_row_module = with_torch_linears(spec.module) if one_row_cpp else None

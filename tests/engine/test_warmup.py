@@ -182,3 +182,58 @@ def test_vector_probe_is_trusted_only_when_it_accepted_every_listed_set():
         assert not vec_isa.trust_if_all_passed(accepted[1:])  # one was rejected
         assert inductor_config.cpp.vec_isa_ok is None
         assert vec_isa.trust_if_all_passed(accepted) == (accepted == vec_isa.listed())
+
+
+_PROBE_AHEAD = """
+import json
+from torch._inductor import cpu_vec_isa
+from pipejit.engine import vec_isa
+
+threads = vec_isa.probe_in_background()
+for thread in threads:
+    thread.join()
+asked = []
+cpu_vec_isa.VecISA.check_build = lambda self, code: asked.append(str(self))
+print(json.dumps({
+    "started": len(threads),
+    "listed": vec_isa.listed(),
+    "valid": [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()],
+    "built_again": asked,
+}))
+"""
+
+
+def test_vector_probe_run_ahead_leaves_inductor_nothing_to_build(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, INDUCTOR_CACHE_ENV: str(tmp_path / "inductor"), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE_AHEAD], env=env, capture_output=True, text=True, check=True
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    if not found["listed"]:
+        pytest.skip("no vector instruction set to probe on this CPU")
+    assert found["started"] == len(found["listed"])  # a thread a set
+    assert found["built_again"] == []  # inductor's own probe found every answer made
+    assert found["valid"] and set(found["valid"]) <= set(found["listed"])
+
+
+def test_vector_probe_starts_with_a_cpu_pipelines_first_compiled_module(model_folder, monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    from pipejit.engine import vec_isa
+
+    unpatched = vec_isa.probe_in_background.__wrapped__  # the probe, not its once-per-process cache
+    started = []
+    monkeypatch.setattr(vec_isa, "probe_in_background", lambda: started.append(1))
+    folder = str(model_folder("text-classification"))
+    eager = pipejit.pipeline("text-classification", model=folder, compile=False)
+    eager.modules.runner("model")
+    assert started == []
+    compiled = pipejit.pipeline("text-classification", model=folder)
+    compiled.modules.runner("model")  # built at the first forward, before its compile
+    assert started == [1]
+    with inductor_config.patch({"cpp.vec_isa_ok": True}):  # told the answer: no probe
+        assert unpatched() == []
