@@ -41,6 +41,8 @@ import contextvars
 import functools
 from dataclasses import dataclass
 
+from pipejit.engine.freezing import freezing
+
 # the library GEMM at least this many times as fast as the template on one shape: the
 # compile's other shapes take the library untimed
 TEMPLATE_BEHIND = 1.5
@@ -66,19 +68,16 @@ def all_cpp(enabled: bool, prepacked: bool = True):
     if not enabled:
         yield
         return
-    import torch._inductor.config as inductor_config
-
     _hook_gemm_timings()
     _parse_each_template_once()
     _precompile_timed_kernels_header()
     token = _COMPILING_ALL_CPP.set(_AllCppCompile())
     try:
-        with inductor_config.patch(
+        with freezing(
+            prepacked,
             cpp_wrapper=True,
-            freezing=True,
             max_autotune=True,
             max_autotune_gemm_backends="CPP,ATEN",
-            **{"cpp.weight_prepack": prepacked},
         ):
             yield
     finally:

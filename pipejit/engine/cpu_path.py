@@ -31,7 +31,7 @@ thread count is chosen continuously instead (``ThreadChooser``): contention from
 processes comes and goes. The factory wraps the runner's forward with it unless the model
 compiles per bucket (``shapes="static"``), where a compile per thread count would double
 every bucket's. bf16 is the separate opt-in ``autocast="bfloat16"``, under which the linears
-stay torch's (the compiler freezes their cast weights: ``pipejit.engine.runner.freezing``)
+stay torch's (the compiler freezes their cast weights: ``pipejit.engine.freezing``)
 and only the attention kernel is measured; ``bf16_supported`` says whether the CPU computes
 bf16 in hardware (avx512_bf16 or AMX), without which it is slower.
 """

@@ -84,6 +84,7 @@ import torch
 
 from pipejit.engine.all_cpp import all_cpp
 from pipejit.engine.aot_graph import AotGraph
+from pipejit.engine.freezing import freezing
 from pipejit.engine.stats import ModuleStats
 
 
@@ -194,17 +195,10 @@ def recompile_limit(limit: int | None):
     return config.patch(recompile_limit=limit)
 
 
-def freezing(enabled: bool):
-    """Inductor's weight freezing for the compiles inside (nothing when not ``enabled``).
-
-    Set around each call: given as ``torch.compile(options={"freezing": True})`` instead,
-    it froze nothing (torch 2.13, checked by profiling: the linears stayed ``addmm``).
-    """
-    if not enabled:
-        return contextlib.nullcontext()
-    import torch._inductor.config as inductor_config
-
-    return inductor_config.patch(freezing=True)
+def frozen(enabled: bool):
+    """Inductor's weight freezing, weights prepacked, for the compiles inside (nothing when
+    not ``enabled``)."""
+    return freezing() if enabled else contextlib.nullcontext()
 
 
 def precision(autocast: torch.dtype | None, device: torch.device):
@@ -337,7 +331,7 @@ class Runner:
                 compiled = self._compiled_one_row
             with (
                 recompile_limit(self._patched_limit),
-                freezing(self.freeze),
+                frozen(self.freeze),
                 all_cpp(self.one_row_cpp and one_row, self.one_row_prepacked),
             ):
                 if first and one_row and self.one_row_cpp and self._longer_than_hint(shape):
