@@ -23,9 +23,10 @@ candidates:
 Both keep fp32 and agree with transformers to float rounding. A single sentence's graph goes
 further: it compiles all in C++, and inductor times its C++ GEMM template against a library
 per linear (``runner.one_row_cpp``): oneDNN's prepacked linears, or torch's default GEMM
-where that ran the timed sentence faster by ``MARGIN`` (``CpuPathChoice.sentence_linears``),
-on torch's linears (``with_torch_linears``) where the batches run oneDNN's, on weights laid
-out as the faster sentence had them (``with_column_major_weights``) where the batches keep
+where that ran a sentence's linears faster by ``MARGIN``, timed as that graph calls them
+(``time_sentence_gemms``, ``CpuPathChoice.sentence_linears``), on torch's linears
+(``with_torch_linears``) where the batches run oneDNN's, on weights laid out as the faster
+GEMM had them (``with_column_major_weights``) where the batches keep
 another layout (not under a compile cache, which cannot keep that graph). The intra-op
 thread count is chosen continuously instead (``ThreadChooser``): contention from other
 processes comes and goes. The factory wraps the runner's forward with it unless the model
@@ -103,6 +104,8 @@ class CpuPathChoice:
     error: str | None = None  # why nothing was measured, when the probe could not run
     recalled: bool = False  # the timings came from an earlier process (a compile cache)
     threads: ThreadChooser | None = None
+    # ms per pass through the linears at a sentence's rows, by library (one-row graphs only)
+    sentence_gemm_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,31 +116,25 @@ class CpuPathChoice:
             "flags": self.flags,
             "error": self.error,
             "recalled": self.recalled,
+            "sentence_gemm_ms": {k: round(ms, 3) for k, ms in self.sentence_gemm_ms.items()},
         }
 
     def sentence_linears(self) -> str:
-        """The linears of a one-row graph: ``"onednn"``, oneDNN's prepacked ones (inductor's
-        own choice for frozen weights), unless torch's default GEMM ran the timed sentence
-        (the first of ``EXAMPLE_SHAPES``) faster by ``MARGIN``, under the same attention, as
-        every choice of the path must; then ``"aten"`` or ``"aten_colmajor"``, the weight
-        layout it ran the sentence faster on. Inductor times the one kept against its GEMM
-        template. The layout holds in the frozen graph too: all-MiniLM-L6-v2's one-row graph on
-        MKL with its Intel kernels, on a 2-core Zen 4, two pipelines in one process, 256
-        sentences each, in both orders: batch-1 p50 15.2 and 14.8 ms on the default layout,
-        11.4 and 11.5 column-major."""
-        attention = next(
-            (n.split("+")[1] for n in self.measured_ms if n.startswith("onednn+")), None
-        )
-        onednn = self.measured_ms.get(f"onednn+{attention}")
+        """The linears of a one-row graph, from ``sentence_gemm_ms`` (``time_sentence_gemms``):
+        ``"onednn"``, oneDNN's prepacked ones (inductor's own choice for frozen weights),
+        unless torch's default GEMM ran the sentence's linears faster by ``MARGIN``, as every
+        choice of the path must; then ``"aten"`` or ``"aten_colmajor"``, the weight layout it
+        ran them faster on. Inductor times the one kept against its GEMM template."""
+        onednn = self.sentence_gemm_ms.get("onednn")
         torch_gemm = {
-            layout: ms[0]
+            layout: self.sentence_gemm_ms[layout]
             for layout in ("aten", "aten_colmajor")
-            if (ms := self.measured_ms.get(f"{layout}+{attention}"))
+            if layout in self.sentence_gemm_ms
         }
-        if not onednn or not torch_gemm:
+        if onednn is None or not torch_gemm:
             return "onednn"
         layout = min(torch_gemm, key=torch_gemm.__getitem__)
-        return layout if _ahead_so_far([torch_gemm[layout]], onednn[:1], MARGIN) else "onednn"
+        return layout if _ahead_so_far([torch_gemm[layout]], [onednn], MARGIN) else "onednn"
 
 
 def choose(measured_ms: dict[str, list[float]], default: str, margin: float = MARGIN) -> str:
@@ -287,6 +284,64 @@ def time_forwards(
     return per_shape
 
 
+def time_sentence_gemms(
+    model: torch.nn.Module, rows: int = EXAMPLE_SHAPES[0][1]
+) -> dict[str, float]:
+    """Milliseconds of one pass through the fp32 CPU linears of ``model``, in order, at a
+    sentence's ``rows``, for each library GEMM a one-row graph can call, called as that
+    graph calls it (on 2-D rows, weights frozen): ``"onednn"``, oneDNN's prepacked linear;
+    ``"aten"`` and ``"aten_colmajor"``, torch's ``addmm`` (MKL on x86) on row-major weights
+    and on column-major ones. Rounds alternate; each keeps its best. These calls are what
+    differs between the one-row graphs on each; the eager forward, which the batches'
+    choice is timed on, mispredicted them: on a 2-core Zen 4 it put MKL on column-major
+    weights 3-10% ahead of oneDNN on all-MiniLM-L6-v2's sentence, where its one-row graphs
+    compiled each way ran 5.7% faster on oneDNN (p50 of 64 sentences, in both orders)."""
+    linears = [m for m in model.modules() if _fp32_cpu_linear(m) or isinstance(m, OneDnnLinear)]
+    generator = torch.Generator().manual_seed(0)
+    inputs = {
+        size: torch.randn(rows, size, generator=generator)
+        for size in {m.weight.shape[1] for m in linears}
+    }
+
+    def addmm_calls(weights: list[torch.Tensor]) -> list[Callable[[], object]]:
+        return [
+            functools.partial(torch.addmm, m.bias, inputs[w.shape[0]], w)
+            if m.bias is not None
+            else functools.partial(torch.mm, inputs[w.shape[0]], w)
+            for m, w in zip(linears, weights)
+        ]
+
+    with torch.inference_mode():
+        weights = [m.weight.detach() for m in linears]
+        passes = {
+            "aten": addmm_calls([w.contiguous().t() for w in weights]),
+            "aten_colmajor": addmm_calls([w.t().contiguous() for w in weights]),
+        }
+        if _onednn_available():
+            packed = [torch.ops.mkldnn._reorder_linear_weight(w.contiguous()) for w in weights]
+            passes["onednn"] = [
+                functools.partial(
+                    torch.ops.mkldnn._linear_pointwise,
+                    inputs[w.shape[1]],
+                    p,
+                    m.bias,
+                    "none",
+                    [],
+                    "",
+                )
+                for m, w, p in zip(linears, weights, packed)
+            ]
+        best = dict.fromkeys(passes, float("inf"))
+        for round_ in range(ROUNDS + 1):  # the first: allocations, oneDNN primitive creation
+            for name, calls in passes.items():
+                start = time.perf_counter()
+                for call in calls:
+                    call()
+                if round_:
+                    best[name] = min(best[name], 1e3 * (time.perf_counter() - start))
+    return best
+
+
 def example_inputs(model: torch.nn.Module, shape: tuple[int, int]) -> dict[str, torch.Tensor]:
     """Random token ids of ``shape`` (rows, tokens) for a text model; of two rows or more,
     the last is half padded."""
@@ -379,7 +434,14 @@ class OneDnnLinear(torch.nn.Module):
         # autocast (the bf16 opt-in) casts F.linear's operands; the fp32 oneDNN op would not
         if x.dtype != torch.float32 or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
             return torch.nn.functional.linear(x, self.weight, self.bias)
-        return _onednn_linear(x.contiguous(), self.packed, self.bias, self.out_features)
+        # rows as one 2-D matrix, as compiled graphs hand them to oneDNN: a sentence's
+        # [1, 48, 384] by 384 x 1536 ran 23% slower in 3-D on a 2-core Zen 4
+        rows = x.reshape(-1, self.in_features).contiguous()
+        if torch.compiler.is_compiling():
+            out = _onednn_linear(rows, self.packed, self.bias, self.out_features)
+        else:  # oneDNN's op itself, without the custom op's dispatch (about 6 us a call)
+            out = torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")
+        return out.reshape(*x.shape[:-1], self.out_features)
 
 
 def use_onednn_linears(model: torch.nn.Module) -> int:

@@ -26,6 +26,7 @@ from pipejit.engine.cpu_path import (
     applies_to,
     measurement_key,
     optimize_for_cpu,
+    time_sentence_gemms,
 )
 from pipejit.engine.graphs import GraphRunner
 from pipejit.engine.isolation import run_each
@@ -74,9 +75,7 @@ class Pipeline:
             # dynamo need not check their attributes before every call
             guard_modules=self.cpu_path is None,
             one_row_cpp=self._one_row_cpp(),
-            # its library GEMM and weight layout: those that ran the CPU path's timed sentence
-            # faster
-            one_row_linears="onednn" if self.cpu_path is None else self.cpu_path.sentence_linears(),
+            one_row_linears=self._one_row_linears(),
             # its text models read a missing mask as every position attended
             unmasked_single_rows=self.cpu_path is not None,
             aot_folder=self.compile_cache.folder if self._ahead_of_time() else None,
@@ -134,6 +133,15 @@ class Pipeline:
             and self._fp32_cpu_path_dynamic()
             and bool(self.cpu_path.measured_ms)
         )
+
+    def _one_row_linears(self) -> str:
+        """The library GEMM and weight layout of the one-row all-C++ graphs: those that ran a
+        sentence's linears faster (``cpu_path.time_sentence_gemms``), timed only where such
+        graphs compile."""
+        if not (self.config.compile and self._one_row_cpp()):
+            return "onednn"
+        self.cpu_path.sentence_gemm_ms = time_sentence_gemms(self.task.model)
+        return self.cpu_path.sentence_linears()
 
     def _ahead_of_time(self) -> bool:
         """Whether batches run from an ahead-of-time package in the compile cache

@@ -40,13 +40,13 @@ all-MiniLM-L6-v2's forward at 16-48 tokens from 1.05-1.3x ONNX Runtime's time to
 distilbert-size classifier's at 16 tokens from 1.25x to 0.94x, equal at 48. Batches, whose
 GEMMs are large, keep the library (the template was 10-25% slower there).
 ``one_row_module``: the module a one-row graph compiles instead (the model with torch's own
-linears where the batches run oneDNN's, whose Python op neither the C++ wrapper nor the template
-can take; with its weights column-major where torch's GEMM ran a sentence faster so). It costs
-one longer compile, once per process (the frozen oneDNN weights keep the graph out of inductor's
-cache, so a pipeline with a compile cache does not ask for it), most of it timing the two GEMMs
-per linear shape: on that EPYC about 30 s for MiniLM and 50-70 s for the classifier with
-inductor's cache warm; cold, about 90 s and 80 s (105 s before its one-row GEMMs went untimed),
-where a plain one-row compile took about 20 s.
+linears where the batches run oneDNN's, whose Python op neither the C++ wrapper nor the
+template can take; with its weights column-major where torch's GEMM ran a sentence's linears
+faster so). It costs one longer compile, once per process (the frozen oneDNN weights keep
+the graph out of inductor's cache, so a pipeline with a compile cache does not ask for it),
+most of it timing the two GEMMs per linear shape: on that EPYC about 30 s for MiniLM and
+50-70 s for the classifier with inductor's cache warm; cold, about 90 s and 80 s (105 s before
+its one-row GEMMs went untimed), where a plain one-row compile took about 20 s.
 
 ``unmasked_single_rows`` (the CPU path's text models): a single row whose attention mask
 attends every position (a batch of one pads nothing) runs without the mask, which the model

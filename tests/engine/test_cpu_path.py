@@ -11,6 +11,7 @@ import transformers
 
 import pipejit
 from pipejit.engine import cpu_path
+from pipejit.engine import pipeline as pipeline_module
 from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV
 from pipejit.engine.cpu_path import OneDnnLinear, ThreadChooser, choose, optimize_for_cpu
 from tests.models import build_model_folder, sentences
@@ -22,22 +23,39 @@ needs_onednn = pytest.mark.skipif(
 
 
 def test_one_rows_leave_onednn_only_where_torchs_gemm_ran_the_sentence_clearly_faster():
-    def linears(measured_ms):
-        return cpu_path.CpuPathChoice(measured_ms=measured_ms).sentence_linears()
+    def linears(sentence_gemm_ms):
+        return cpu_path.CpuPathChoice(sentence_gemm_ms=sentence_gemm_ms).sentence_linears()
 
-    assert linears({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [9.0, 45.0]}) == "onednn"
-    assert linears({"aten+sdpa": [10.0, 40.0], "onednn+sdpa": [11.0]}) == "aten"
-    assert linears({"aten+sdpa": [10.0], "onednn+sdpa": [10.2]}) == "onednn"  # within the noise
-    # the same attention compared, whichever the model had
-    assert linears({"aten+eager": [10.0], "onednn+eager": [11.0], "aten+sdpa": [12.0]}) == "aten"
-    assert linears({"aten+sdpa": [10.0]}) == "onednn"  # oneDNN untimed: inductor's own choice
+    assert linears({"aten": 10.0, "onednn": 9.0}) == "onednn"
+    assert linears({"aten": 10.0, "onednn": 11.0}) == "aten"
+    assert linears({"aten": 10.0, "onednn": 10.2}) == "onednn"  # within the noise
+    assert linears({"aten": 10.0}) == "onednn"  # oneDNN untimed: inductor's own choice
     assert linears({}) == "onednn"
-    # torch's GEMM on the weight layout it ran the sentence faster on
-    colmajor_faster = {"aten+sdpa": [12.0], "aten_colmajor+sdpa": [9.0], "onednn+sdpa": [10.0]}
+    # torch's GEMM on the weight layout it ran the sentence's linears faster on
+    colmajor_faster = {"aten": 12.0, "aten_colmajor": 9.0, "onednn": 10.0}
     assert linears(colmajor_faster) == "aten_colmajor"
-    default_faster = {"aten+sdpa": [8.0], "aten_colmajor+sdpa": [9.0], "onednn+sdpa": [10.0]}
-    assert linears(default_faster) == "aten"
-    assert linears({**colmajor_faster, "aten_colmajor+sdpa": [9.9]}) == "onednn"
+    assert linears({"aten": 8.0, "aten_colmajor": 9.0, "onednn": 10.0}) == "aten"
+    assert linears({**colmajor_faster, "aten_colmajor": 9.9}) == "onednn"
+
+
+def test_sentence_gemms_time_each_library_over_every_linear_and_change_nothing():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(16, 32),
+        torch.nn.Linear(32, 8, bias=False),
+        torch.nn.Linear(8, 16),
+    ).eval()
+    cpu_path.use_column_major_weights(model[:1])  # layouts as the batches may leave them
+    if cpu_path._onednn_available():
+        model[2] = OneDnnLinear(model[2])
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    timed = cpu_path.time_sentence_gemms(model, rows=4)
+    onednn = {"onednn"} if cpu_path._onednn_available() else set()
+    assert set(timed) == {"aten", "aten_colmajor"} | onednn
+    assert all(0 < ms < float("inf") for ms in timed.values())
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, before[name]), name
+    assert model[0].weight.t().is_contiguous()
 
 
 def test_choose_keeps_the_default_unless_clearly_ahead_somewhere_and_behind_nowhere():
@@ -72,6 +90,13 @@ def _measured_fastest(monkeypatch, fastest: str, sentence: str | None = None) ->
         lambda m, setups, autocast=None: {
             n: [ms(n, shape) for shape in range(len(cpu_path.EXAMPLE_SHAPES))] for n in setups
         },
+    )
+    libraries = ["aten", "aten_colmajor"] + (["onednn"] if cpu_path._onednn_available() else [])
+    leader = (sentence or fastest).split("+")[0]
+    monkeypatch.setattr(
+        pipeline_module,
+        "time_sentence_gemms",
+        lambda model: {name: 1.0 if name == leader else 5.0 for name in libraries},
     )
 
 
