@@ -16,9 +16,12 @@ reads its weights once, so the two differ little, in a forward a hundred times l
 
 Nor is the template timed again where it lost clearly: once the library GEMM ran one shape
 of a compile ``TEMPLATE_BEHIND`` times as fast as the template or more, the compile's other
-shapes take the library untimed. On a 2-core AMD EPYC Zen 4 (AVX-512) the template ran
-each of a distilbert-size classifier's four timed one-row shapes at 41-42% of oneDNN's speed,
-and each timing cost a 2.4-2.6 s build; on the Zen 3 above it won all five.
+shapes take the library untimed, and so do the process's later all-C++ compiles on the same
+library (what was timed is the template's micro-kernels against the library on this CPU,
+which another model's shapes do not change). On a 2-core AMD EPYC Zen 4 (AVX-512) the
+template ran each of a distilbert-size classifier's four timed one-row shapes at 41-42% of
+oneDNN's speed, all-MiniLM-L6-v2's first at 57%, and each timing cost a 2.4-2.6 s build; on
+the Zen 3 above it won all five of the classifier's.
 
 Inductor parses each of its C++ GEMM template strings anew at every use (jinja's
 ``from_string`` keeps no cache), hundreds of times for one model's graph. Inside
@@ -44,14 +47,17 @@ from dataclasses import dataclass
 from pipejit.engine.freezing import freezing
 
 # the library GEMM at least this many times as fast as the template on one shape: the
-# compile's other shapes take the library untimed
+# compile's other shapes, and the process's later compiles on that library, take it untimed
 TEMPLATE_BEHIND = 1.5
+# the libraries (prepacked or not: oneDNN's, torch's) the template fell behind in this process
+_BEHIND_IN_PROCESS: set[bool] = set()
 
 
 @dataclass
 class _AllCppCompile:
     """What an all-C++ compile learnt from its GEMM timings so far."""
 
+    prepacked: bool
     template_behind: bool = False
 
 
@@ -71,7 +77,8 @@ def all_cpp(enabled: bool, prepacked: bool = True):
     _hook_gemm_timings()
     _parse_each_template_once()
     _precompile_timed_kernels_header()
-    token = _COMPILING_ALL_CPP.set(_AllCppCompile())
+    current = _AllCppCompile(prepacked, template_behind=prepacked in _BEHIND_IN_PROCESS)
+    token = _COMPILING_ALL_CPP.set(current)
     try:
         with freezing(
             prepacked,
@@ -114,6 +121,7 @@ def note_gemm_timing(timings: dict, *rest) -> None:
     template = [ms for c, ms in timings.items() if not isinstance(c, ExternKernelCaller)]
     if library and template and min(template) >= TEMPLATE_BEHIND * min(library):
         current.template_behind = True
+        _BEHIND_IN_PROCESS.add(current.prepacked)
 
 
 def _one_row(size) -> bool:

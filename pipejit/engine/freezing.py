@@ -11,8 +11,10 @@ weights (its p50 1.5x), and a bf16 pipeline's frozen linears would go unpacked.
 
 ``freezing(prepack)`` makes the setting hold for the frozen compiles inside: the patterns are
 registered up front (unless a frozen compile outside pipejit settled them first), and where
-prepacking is off their pass is set aside for the while. Where inductor's internals are not
-as expected, it only sets the flag.
+prepacking is off their pass is set aside for the while. The flag itself stays on, since
+inductor offers its C++ GEMM template only while it is: the all-C++ one-row graphs
+(``pipejit.engine.all_cpp``) time that template against torch's GEMM too, not only against
+oneDNN's. Where inductor's internals are not as expected, it only sets the flag.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ _PACKING_PASS = 1
 @contextlib.contextmanager
 def freezing(prepack: bool = True, **settings):
     """Inductor's weight freezing for the compiles inside, with ``settings`` (more of
-    inductor's config), their weights packed if and only if ``prepack``.
+    inductor's config), their library GEMMs on weights packed for oneDNN if and only if
+    ``prepack``. Inductor's C++ GEMM template stays a candidate either way where
+    max-autotune asks for it (inductor offers it only while ``cpp.weight_prepack`` is on,
+    so that stays on, the packing pass set aside instead).
 
     Set around each call: given as ``torch.compile(options={"freezing": True})`` instead,
     it froze nothing (torch 2.13, checked by profiling: the linears stayed ``addmm``).
@@ -35,7 +40,8 @@ def freezing(prepack: bool = True, **settings):
     import torch._inductor.config as inductor_config
 
     passes = _packing_passes()
-    with inductor_config.patch({"freezing": True, "cpp.weight_prepack": prepack, **settings}):
+    packing_flag = prepack or passes is not None  # off only where the pass cannot be set aside
+    with inductor_config.patch({"freezing": True, "cpp.weight_prepack": packing_flag, **settings}):
         if prepack or passes is None:
             yield
             return

@@ -10,6 +10,7 @@ import torch
 import transformers
 
 import pipejit
+from pipejit.engine import all_cpp as all_cpp_module
 from pipejit.engine import cpu_path
 from pipejit.engine import pipeline as pipeline_module
 from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV
@@ -73,6 +74,12 @@ def test_choose_keeps_the_default_unless_clearly_ahead_somewhere_and_behind_nowh
     assert choose(both, "aten+sdpa") == "aten+eager"
     with pytest.raises(ValueError, match="default"):
         choose({"onednn+sdpa": [1.0]}, "aten+sdpa")
+
+
+@pytest.fixture(autouse=True)
+def _no_template_timed_yet(monkeypatch):
+    """Each test starts as if the process had timed no GEMM template yet."""
+    monkeypatch.setattr(all_cpp_module, "_BEHIND_IN_PROCESS", set())
 
 
 def _measured_fastest(monkeypatch, fastest: str, sentence: str | None = None) -> None:
@@ -406,6 +413,7 @@ def test_the_cpu_paths_own_models_go_unguarded_and_others_do_not(model_folder):
 @pytest.mark.parametrize("prepacked", [True, False])
 def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not(prepacked):
     import torch._inductor.config as inductor_config
+    from torch._inductor.fx_passes import freezing_patterns
 
     from pipejit.engine.runner import Runner
 
@@ -418,7 +426,8 @@ def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not(prepacked):
                 inductor_config.freezing,
                 inductor_config.max_autotune,
                 inductor_config.max_autotune_gemm_backends,
-                inductor_config.cpp.weight_prepack,
+                # inductor's weight-packing pass there (its flag stays on for the template)
+                bool(freezing_patterns.pass_patterns[1].patterns),
             )
         )
         return graph_module.forward
@@ -435,7 +444,7 @@ def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not(prepacked):
     runner({"input": torch.randn(3, 5, 8)})
     assert seen[0] == (True, True, True, "CPP,ATEN", prepacked)
     assert seen[1][:3] == (False, False, False)
-    assert inductor_config.cpp.weight_prepack  # inductor's default again
+    assert freezing_patterns.pass_patterns[1].patterns  # the packing pass back
     assert not inductor_config.cpp_wrapper and not inductor_config.freezing  # set around compiles
 
 
@@ -513,23 +522,37 @@ def test_all_cpp_compiles_stop_timing_a_template_that_fell_behind(monkeypatch, t
         pytest.skip("this torch reports no GEMM timings: it times every shape")
     # at 0 the template counts as behind after any timing; at infinity never
     monkeypatch.setattr(all_cpp, "TEMPLATE_BEHIND", behind)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
-    model, x = model.eval(), torch.randn(4, 16)
     timed = []  # the output width of every GEMM inductor timed
 
     def saver(timings, *rest):
         timed.append(int(next(iter(timings)).layout.size[-1]))
 
+    def compile_all_cpp(widths: tuple[int, int], prepacked: bool) -> list[int]:
+        model = torch.nn.Sequential(
+            torch.nn.Linear(16, widths[0]), torch.nn.ReLU(), torch.nn.Linear(widths[0], widths[1])
+        )
+        model, x = model.eval(), torch.randn(4, 16)
+        timed.clear()
+        with torch.inference_mode(), all_cpp.all_cpp(True, prepacked):
+            out = torch.compile(model)(x)
+        with torch.inference_mode():
+            torch.testing.assert_close(out, model(x))
+        return sorted(timed)
+
     monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "inductor"))
     select_algorithm.add_feedback_saver(saver)
     try:
-        with torch.inference_mode(), all_cpp.all_cpp(True):
-            out = torch.compile(model)(x)
+        first = compile_all_cpp((32, 8), prepacked=False)
+        # another model later in the process, on the same library: untimed once behind
+        second = compile_all_cpp((24, 12), prepacked=False)
     finally:
         select_algorithm.get_algorithm_selector_cache().feedback_saver_fns.remove(saver)
-    with torch.inference_mode():
-        torch.testing.assert_close(out, model(x))
-    assert sorted(timed) == ([32] if behind == 0.0 else [8, 32])
+    if behind == 0.0:
+        assert (first, second) == ([32], [])
+        assert all_cpp._BEHIND_IN_PROCESS == {False}  # oneDNN's linears still to be timed
+    else:
+        assert (first, second) == ([8, 32], [12, 24])
+        assert not all_cpp._BEHIND_IN_PROCESS
 
 
 def test_all_cpp_compiles_parse_each_inductor_template_once():
