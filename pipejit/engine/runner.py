@@ -196,9 +196,13 @@ def recompile_limit(limit: int | None):
 
 
 def frozen(enabled: bool):
-    """Inductor's weight freezing, weights prepacked, for the compiles inside (nothing when
-    not ``enabled``)."""
-    return freezing() if enabled else contextlib.nullcontext()
+    """Inductor's weight freezing for the compiles inside, weights prepacked unless inductor
+    is set not to (``TORCHINDUCTOR_CPP_WEIGHT_PREPACK=0``); nothing when not ``enabled``."""
+    if not enabled:
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+
+    return freezing(inductor_config.cpp.weight_prepack)
 
 
 def precision(autocast: torch.dtype | None, device: torch.device):
