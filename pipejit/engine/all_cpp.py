@@ -6,6 +6,8 @@ The library GEMM is oneDNN's prepacked linear (inductor packs frozen fp32 weight
 with ``prepacked=False``, torch's default GEMM: MKL on x86, which on a 2-core AMD EPYC (Zen 3)
 with Intel's kernels (``pipejit.engine.mkl_kernels``) served a sentence's few dozen rows
 faster than oneDNN's prepacked linear (the CPU path's timings decide, see ``cpu_path``).
+Inductor offers no template beside torch's GEMM (see ``pipejit.engine.freezing``): those
+graphs run it untimed.
 
 Except for GEMMs of a single row: the heads of models whose last layer computes the first
 position alone (``pipejit.tasks.first_token``) multiply one row by each weight. Those take

@@ -11,10 +11,14 @@ weights (its p50 1.5x), and a bf16 pipeline's frozen linears would go unpacked.
 
 ``freezing(prepack)`` makes the setting hold for the frozen compiles inside: the patterns are
 registered up front (unless a frozen compile outside pipejit settled them first), and where
-prepacking is off their pass is set aside for the while. The flag itself stays on, since
-inductor offers its C++ GEMM template only while it is: the all-C++ one-row graphs
-(``pipejit.engine.all_cpp``) time that template against torch's GEMM too, not only against
-oneDNN's. Where inductor's internals are not as expected, it only sets the flag.
+prepacking is off their pass is set aside for the while. Where inductor's internals are
+not as expected, it only sets the flag.
+
+The flag stays off there: inductor offers its C++ GEMM template only while it is on, and
+offered on unpacked frozen weights (the flag on, the pass set aside) the template answered
+wrong in a tiny BERT classifier's one-row graph whenever its timing won (torch 2.13: labels
+and scores far from eager's). So the all-C++ one-row graphs time the template against
+oneDNN's prepacked linear only, and take torch's GEMM untimed.
 """
 
 from __future__ import annotations
@@ -29,10 +33,7 @@ _PACKING_PASS = 1
 @contextlib.contextmanager
 def freezing(prepack: bool = True, **settings):
     """Inductor's weight freezing for the compiles inside, with ``settings`` (more of
-    inductor's config), their library GEMMs on weights packed for oneDNN if and only if
-    ``prepack``. Inductor's C++ GEMM template stays a candidate either way where
-    max-autotune asks for it (inductor offers it only while ``cpp.weight_prepack`` is on,
-    so that stays on, the packing pass set aside instead).
+    inductor's config), their weights packed if and only if ``prepack``.
 
     Set around each call: given as ``torch.compile(options={"freezing": True})`` instead,
     it froze nothing (torch 2.13, checked by profiling: the linears stayed ``addmm``).
@@ -40,8 +41,7 @@ def freezing(prepack: bool = True, **settings):
     import torch._inductor.config as inductor_config
 
     passes = _packing_passes()
-    packing_flag = prepack or passes is not None  # off only where the pass cannot be set aside
-    with inductor_config.patch({"freezing": True, "cpp.weight_prepack": packing_flag, **settings}):
+    with inductor_config.patch({"freezing": True, "cpp.weight_prepack": prepack, **settings}):
         if prepack or passes is None:
             yield
             return
