@@ -51,7 +51,8 @@ from pipejit.engine.freezing import freezing
 # the library GEMM at least this many times as fast as the template on one shape: the
 # compile's other shapes, and the process's later compiles on that library, take it untimed
 TEMPLATE_BEHIND = 1.5
-# the libraries (prepacked or not: oneDNN's, torch's) the template fell behind in this process
+# the libraries (by ``prepacked``) the template fell behind in this process; only oneDNN's is
+# ever timed against it (see ``freezing``)
 _BEHIND_IN_PROCESS: set[bool] = set()
 
 
