@@ -426,7 +426,8 @@ def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not(prepacked):
                 inductor_config.freezing,
                 inductor_config.max_autotune,
                 inductor_config.max_autotune_gemm_backends,
-                # inductor's weight-packing pass there (its flag stays on for the template)
+                inductor_config.cpp.weight_prepack,
+                # inductor's weight-packing pass there, which applies whatever the flag says
                 bool(freezing_patterns.pass_patterns[1].patterns),
             )
         )
@@ -442,9 +443,11 @@ def test_one_row_graphs_compile_all_in_cpp_and_batches_do_not(prepacked):
     )
     runner({"input": torch.randn(1, 5, 8)})
     runner({"input": torch.randn(3, 5, 8)})
-    assert seen[0] == (True, True, True, "CPP,ATEN", prepacked)
+    packs = torch.backends.mkldnn.is_available()  # inductor's patterns pack for oneDNN
+    assert seen[0] == (True, True, True, "CPP,ATEN", prepacked, prepacked and packs)
     assert seen[1][:3] == (False, False, False)
-    assert freezing_patterns.pass_patterns[1].patterns  # the packing pass back
+    assert inductor_config.cpp.weight_prepack  # inductor's default again
+    assert bool(freezing_patterns.pass_patterns[1].patterns) is packs  # the packing pass back
     assert not inductor_config.cpp_wrapper and not inductor_config.freezing  # set around compiles
 
 
