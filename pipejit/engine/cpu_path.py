@@ -268,20 +268,27 @@ def time_forwards(
             if len(timed) < 2:
                 break
             inputs = example_inputs(model, shape)
-            for name in timed:
-                variants[name](**inputs)  # first call: allocations, oneDNN primitive creation
-            best = dict.fromkeys(timed, float("inf"))
-            for _ in range(ROUNDS):
-                for name in timed:
-                    start = time.perf_counter()
-                    variants[name](**inputs)
-                    best[name] = min(best[name], 1e3 * (time.perf_counter() - start))
+            best = _best_ms({name: functools.partial(variants[name], **inputs) for name in timed})
             for name in timed:
                 per_shape[name].append(best[name])
             timed = [default] + [
                 n for n in timed[1:] if _behind_nowhere(per_shape[n], per_shape[default])
             ]
     return per_shape
+
+
+def _best_ms(steps: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Milliseconds of each step at its best of ``ROUNDS`` rounds, the steps taking turns,
+    after one untimed call each (allocations, oneDNN primitive creation)."""
+    for step in steps.values():
+        step()
+    best = dict.fromkeys(steps, float("inf"))
+    for _ in range(ROUNDS):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            best[name] = min(best[name], 1e3 * (time.perf_counter() - start))
+    return best
 
 
 def time_sentence_gemms(
@@ -320,26 +327,18 @@ def time_sentence_gemms(
         if _onednn_available():
             packed = [torch.ops.mkldnn._reorder_linear_weight(w.contiguous()) for w in weights]
             passes["onednn"] = [
-                functools.partial(
-                    torch.ops.mkldnn._linear_pointwise,
-                    inputs[w.shape[1]],
-                    p,
-                    m.bias,
-                    "none",
-                    [],
-                    "",
-                )
+                functools.partial(_onednn_rows, inputs[w.shape[1]], p, m.bias)
                 for m, w, p in zip(linears, weights, packed)
             ]
-        best = dict.fromkeys(passes, float("inf"))
-        for round_ in range(ROUNDS + 1):  # the first: allocations, oneDNN primitive creation
-            for name, calls in passes.items():
-                start = time.perf_counter()
-                for call in calls:
-                    call()
-                if round_:
-                    best[name] = min(best[name], 1e3 * (time.perf_counter() - start))
-    return best
+        return _best_ms(
+            {name: functools.partial(_call_each, calls) for name, calls in passes.items()}
+        )
+
+
+def _call_each(calls: list[Callable[[], object]]) -> None:
+    """Each of ``calls`` in turn: one pass through a model's linears."""
+    for call in calls:
+        call()
 
 
 def example_inputs(model: torch.nn.Module, shape: tuple[int, int]) -> dict[str, torch.Tensor]:
@@ -394,11 +393,18 @@ def cpu_flags() -> list[str]:
 # -- oneDNN linears ------------------------------------------------------------------
 
 
+def _onednn_rows(
+    rows: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """oneDNN's linear of 2-D ``rows`` by a prepacked weight."""
+    return torch.ops.mkldnn._linear_pointwise(rows, packed, bias, "none", [], "")
+
+
 @torch.library.custom_op("pipejit::onednn_linear", mutates_args=())
 def _onednn_linear(
     x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, out_features: int
 ) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+    return _onednn_rows(x, packed, bias)
 
 
 @_onednn_linear.register_fake
@@ -440,7 +446,7 @@ class OneDnnLinear(torch.nn.Module):
         if torch.compiler.is_compiling():
             out = _onednn_linear(rows, self.packed, self.bias, self.out_features)
         else:  # oneDNN's op itself, without the custom op's dispatch (about 6 us a call)
-            out = torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")
+            out = _onednn_rows(rows, self.packed, self.bias)
         return out.reshape(*x.shape[:-1], self.out_features)
 
 
