@@ -153,8 +153,9 @@ def own_entry(module: torch.nn.Module, frozen: bool):
 
 def _architecture(module: torch.nn.Module) -> str:
     """What a graph compiled without module guards depends on besides the weights: the
-    class, the configuration, the module tree (sizes, layer counts, activations, epsilons),
-    and any forward bound to an instance or hook (``pipejit.tasks.first_token``)."""
+    class, the configuration, the attention implementation (which the configuration's JSON
+    leaves out), the module tree (sizes, layer counts, activations, epsilons), and any
+    forward bound to an instance or hook (``pipejit.tasks.first_token``)."""
     config = getattr(module, "config", None)
     bound = []
     for name, sub in module.named_modules():
@@ -165,6 +166,7 @@ def _architecture(module: torch.nn.Module) -> str:
     described = [
         type(module).__qualname__,
         config.to_json_string() if hasattr(config, "to_json_string") else repr(config),
+        str(getattr(config, "_attn_implementation", None)),
         repr(module),
         *bound,
     ]

@@ -859,6 +859,10 @@ def test_runner_entries_share_code_only_between_models_of_one_architecture(model
     assert own_entry(deeper, False).__code__ is not own_entry(first, False).__code__
     other_epsilon = load(layer_norm_eps=1e-3)
     assert own_entry(other_epsilon, False).__code__ is not own_entry(first, False).__code__
+    # the attention implementation stays out of the configuration's JSON
+    other_attention = load(attn_implementation="eager")
+    assert other_attention.config.to_json_string() == first.config.to_json_string()
+    assert own_entry(other_attention, False).__code__ is not own_entry(first, False).__code__
     assert first_position_only(second)  # a forward bound to one instance, and hooks
     assert own_entry(second, False).__code__ is not own_entry(first, False).__code__
     x = {"input_ids": torch.tensor([[2, 5, 3]])}
