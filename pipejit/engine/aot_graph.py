@@ -8,7 +8,7 @@ compile cache, batches of two rows or more run instead from an AOTInductor packa
 which a later process loads, with nothing to trace.
 
 Single rows keep dynamo's graph: a package for them, built as ``runner.one_row_cpp``
-builds its graph (frozen weights, inductor's GEMM template), answered short queries as
+built its graph then (frozen weights, inductor's GEMM template), answered short queries as
 fast as that graph but sentences 15-30% slower than the cached dynamo graph (measured on
 a 2-core Zen 3, a distilbert-size classifier, whatever the GEMM choice or thread setting).
 Batches from the package ran 1-8% slower than dynamo's graph on the CPU path's oneDNN

@@ -21,8 +21,8 @@ candidates:
 - attention: the model's current implementation (transformers' default, SDPA,
   whose fused CPU kernel is flash attention) or the other of ``sdpa`` / ``eager``.
 Both keep fp32 and agree with transformers to float rounding. A single sentence's graph goes
-further: it compiles all in C++, and inductor times its C++ GEMM template against a library
-per linear (``runner.one_row_cpp``): oneDNN's prepacked linears, or torch's default GEMM
+further: it compiles all in C++ on a library GEMM (``runner.one_row_cpp``): oneDNN's
+prepacked linears, or torch's default GEMM
 where that ran a sentence's linears faster by ``MARGIN``, timed as that graph calls them
 (``time_sentence_gemms``, ``CpuPathChoice.sentence_linears``), on torch's linears
 (``with_torch_linears``) where the batches run oneDNN's, on weights laid out as the faster
@@ -124,7 +124,7 @@ class CpuPathChoice:
         ``"onednn"``, oneDNN's prepacked ones (inductor's own choice for frozen weights),
         unless torch's default GEMM ran the sentence's linears faster by ``MARGIN``, as every
         choice of the path must; then ``"aten"`` or ``"aten_colmajor"``, the weight layout it
-        ran them faster on. Inductor times the one kept against its GEMM template."""
+        ran them faster on."""
         onednn = self.sentence_gemm_ms.get("onednn")
         torch_gemm = {
             layout: self.sentence_gemm_ms[layout]

@@ -17,8 +17,8 @@ not as expected, it only sets the flag.
 The flag stays off there: inductor offers its C++ GEMM template only while it is on, and
 offered on unpacked frozen weights (the flag on, the pass set aside) the template answered
 wrong in a tiny BERT classifier's one-row graph whenever its timing won (torch 2.13: labels
-and scores far from eager's). So the all-C++ one-row graphs time the template against
-oneDNN's prepacked linear only, and take torch's GEMM untimed.
+and scores far from eager's). So the all-C++ one-row graphs on torch's GEMM never get the
+template, not even for a single row.
 """
 
 from __future__ import annotations

@@ -29,24 +29,22 @@ a distilbert-size classifier's.
 
 ``one_row_cpp`` (one-row graphs of the CPU path's fp32 models): a one-row graph compiles all
 in C++. Inductor writes the code that calls its kernels in C++ instead of Python (its C++
-wrapper), freezes the weights, and times its C++ GEMM template, whose micro-kernels are
-generated for the GEMM's shape with the weights packed once, against the library GEMM, per
-linear, keeping the faster (one-row GEMMs excepted, ``pipejit.engine.all_cpp``). The library
-GEMM is oneDNN's prepacked linear, or torch's default GEMM with ``one_row_prepacked=False``. At one
+wrapper), freezes the weights, and calls the library GEMM for a sentence's rows
+(``pipejit.engine.all_cpp``): oneDNN's prepacked linear, or torch's default GEMM with
+``one_row_prepacked=False``; inductor's C++ GEMM template serves GEMMs of a single row. At one
 sentence a small model's forward is dozens of short kernels and library calls, whose Python
 calling cost shows, and a GEMM of a few dozen rows, which a general library serves worst.
 Measured on a 2-core AMD EPYC (Zen 3, AVX2), interleaved with ONNX Runtime:
 all-MiniLM-L6-v2's forward at 16-48 tokens from 1.05-1.3x ONNX Runtime's time to 0.89x; a
-distilbert-size classifier's at 16 tokens from 1.25x to 0.94x, equal at 48. Batches, whose
-GEMMs are large, keep the library (the template was 10-25% slower there).
+distilbert-size classifier's at 16 tokens from 1.25x to 0.94x, equal at 48 (those graphs
+then also timed the template against the library per linear shape). Batches compile as usual.
 ``one_row_module``: the module a one-row graph compiles instead (the model with torch's own
-linears where the batches run oneDNN's, whose Python op neither the C++ wrapper nor the
-template can take; with its weights column-major where torch's GEMM ran a sentence's linears
-faster so). It costs one longer compile, once per process (the frozen oneDNN weights keep
-the graph out of inductor's cache, so a pipeline with a compile cache does not ask for it),
-most of it timing the two GEMMs per linear shape: on that EPYC about 30 s for MiniLM and
-50-70 s for the classifier with inductor's cache warm; cold, about 90 s and 80 s (105 s before
-its one-row GEMMs went untimed), where a plain one-row compile took about 20 s.
+linears where the batches run oneDNN's, whose Python op the C++ wrapper cannot take; with
+its weights column-major where torch's GEMM ran a sentence's linears faster so). It costs one
+longer compile, once per process (the frozen oneDNN weights keep the graph out of inductor's
+cache, so a pipeline with a compile cache does not ask for it): on that EPYC, while it still
+timed the template, about 30 s for MiniLM and 50-70 s for the classifier with inductor's
+cache warm, cold about 90 s and 80 s, where a plain one-row compile took about 20 s.
 
 ``unmasked_single_rows`` (the CPU path's text models): a single row whose attention mask
 attends every position (a batch of one pads nothing) runs without the mask, which the model
@@ -110,8 +108,8 @@ def compile_options(guard_modules: bool, dynamic: bool, backend: Any) -> dict[st
 
 
 # The length an all-C++ one-row graph is first compiled at (a longer first item is cut to it
-# for that compile): the GEMM template's blocks are sized, and the template timed against the
-# library, at the length of the first compile. Measured on a 2-core AMD EPYC (Zen 3), an
+# for that compile). Measured on a 2-core AMD EPYC (Zen 3) while the graph still took
+# inductor's GEMM template for a sentence's rows, sized and timed at that length: an
 # all-MiniLM-L6-v2 graph first compiled at 159 tokens answered short queries at 1.39x ONNX
 # Runtime's p50 and sentences at 1.31x; first compiled at 40 tokens, 1.01x and 1.09x.
 ONE_ROW_HINT = 48

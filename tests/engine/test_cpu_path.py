@@ -10,7 +10,6 @@ import torch
 import transformers
 
 import pipejit
-from pipejit.engine import all_cpp as all_cpp_module
 from pipejit.engine import cpu_path
 from pipejit.engine import pipeline as pipeline_module
 from pipejit.engine.compile_cache import INDUCTOR_CACHE_ENV
@@ -74,12 +73,6 @@ def test_choose_keeps_the_default_unless_clearly_ahead_somewhere_and_behind_nowh
     assert choose(both, "aten+sdpa") == "aten+eager"
     with pytest.raises(ValueError, match="default"):
         choose({"onednn+sdpa": [1.0]}, "aten+sdpa")
-
-
-@pytest.fixture(autouse=True)
-def _no_template_timed_yet(monkeypatch):
-    """Each test starts as if the process had timed no GEMM template yet."""
-    monkeypatch.setattr(all_cpp_module, "_BEHIND_IN_PROCESS", set())
 
 
 def _measured_fastest(monkeypatch, fastest: str, sentence: str | None = None) -> None:
@@ -476,9 +469,8 @@ def test_every_bucket_compiles_past_dynamos_default_limit(monkeypatch, limit_of_
     assert len(compiles) == len(rows)  # no shape fell back to eager
 
 
-def test_all_cpp_compiles_time_the_template_against_the_library_except_for_one_row(
-    monkeypatch, tmp_path
-):
+@pytest.mark.parametrize("prepacked", [True, False])
+def test_all_cpp_compiles_time_nothing_and_answer_alike(monkeypatch, tmp_path, prepacked):
     from torch._inductor import select_algorithm
 
     from pipejit.engine.all_cpp import all_cpp
@@ -506,59 +498,34 @@ def test_all_cpp_compiles_time_the_template_against_the_library_except_for_one_r
     model, x = RowThenFirst().eval(), torch.randn(2, 16)
     select_algorithm.add_feedback_saver(saver)
     try:
-        with torch.inference_mode(), all_cpp(True):
+        with torch.inference_mode(), all_cpp(True, prepacked):
             out = torch.compile(model)(x)
     finally:
         select_algorithm.get_algorithm_selector_cache().feedback_saver_fns.remove(saver)
     with torch.inference_mode():
         torch.testing.assert_close(out, model(x))
-    assert timed == [2]
+    assert timed == []
 
 
-@pytest.mark.parametrize("behind", [0.0, float("inf")])
-def test_all_cpp_compiles_stop_timing_a_template_that_fell_behind(monkeypatch, tmp_path, behind):
-    from torch._inductor import select_algorithm
+def test_all_cpp_gemm_candidates_are_the_library_for_rows_and_the_template_for_one():
+    from types import SimpleNamespace
 
-    from pipejit.engine import all_cpp
+    from torch._inductor.select_algorithm import ExternKernelCaller
 
-    if not hasattr(select_algorithm, "add_feedback_saver"):
-        pytest.skip("this torch reports no GEMM timings: it times every shape")
-    # at 0 the template counts as behind after any timing; at infinity never
-    monkeypatch.setattr(all_cpp, "TEMPLATE_BEHIND", behind)
-    timed = []  # the output width of every GEMM inductor timed
+    from pipejit.engine.all_cpp import all_cpp, gemm_candidates
 
-    def saver(timings, *rest):
-        timed.append(int(next(iter(timings)).layout.size[-1]))
+    def choices(*size):
+        library = object.__new__(ExternKernelCaller)
+        library.layout = SimpleNamespace(size=size)
+        return [SimpleNamespace(layout=library.layout), library]
 
-    def compile_all_cpp(widths: tuple[int, int], prepacked: bool) -> list[int]:
-        model = torch.nn.Sequential(
-            torch.nn.Linear(16, widths[0]), torch.nn.ReLU(), torch.nn.Linear(widths[0], widths[1])
-        )
-        model, x = model.eval(), torch.randn(4, 16)
-        timed.clear()
-        with torch.inference_mode(), all_cpp.all_cpp(True, prepacked):
-            out = torch.compile(model)(x)
-        with torch.inference_mode():
-            torch.testing.assert_close(out, model(x))
-        return sorted(timed)
-
-    monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(tmp_path / "inductor"))
-    select_algorithm.add_feedback_saver(saver)
-    try:
-        first = compile_all_cpp((32, 8), prepacked=True)
-        # another model later in the process, on the same library: untimed once behind
-        second = compile_all_cpp((24, 12), prepacked=True)
-        # torch's GEMM: inductor offers no template beside it (on unpacked frozen weights)
-        unpacked = compile_all_cpp((24, 12), prepacked=False)
-    finally:
-        select_algorithm.get_algorithm_selector_cache().feedback_saver_fns.remove(saver)
-    assert unpacked == []
-    if behind == 0.0:
-        assert (first, second) == ([32], [])
-        assert all_cpp._BEHIND_IN_PROCESS == {True}
-    else:
-        assert (first, second) == ([8, 32], [12, 24])
-        assert not all_cpp._BEHIND_IN_PROCESS
+    rows, one_row = choices(48, 384), choices(1, 384)
+    assert gemm_candidates(rows) == rows  # outside an all-C++ compile: as inductor has them
+    with all_cpp(True):
+        assert gemm_candidates(rows) == rows[1:]
+        assert gemm_candidates(one_row) == one_row[:1]
+        assert gemm_candidates(one_row[1:]) == one_row[1:]  # no template offered
+        assert gemm_candidates([]) == []
 
 
 def test_all_cpp_compiles_parse_each_inductor_template_once():
@@ -575,28 +542,6 @@ def test_all_cpp_compiles_parse_each_inductor_template_once():
     fresh.filters["indent_except_first"] = KernelTemplate.indent_except_first
     rows = ["a\nb", "c"]
     assert parsed.render(rows=rows) == fresh.from_string(source).render(rows=rows)
-
-
-def test_all_cpp_compiles_build_timed_kernels_on_the_precompiled_header():
-    from torch._inductor import codecache
-
-    from pipejit.engine.all_cpp import all_cpp
-
-    if "_get_uncompiled_header" not in vars(codecache.CppCodeCache):
-        pytest.skip("this torch precompiles no header for kernels built alone")
-    caches = (
-        codecache.CppCodeCache,  # a kernel built alone: each GEMM template inductor times
-        codecache.CppPythonBindingsCodeCache,  # a graph's kernels
-        codecache.CppWrapperCodeCache,  # an all-C++ graph
-    )
-    before = [cache._get_uncompiled_header("cpu") for cache in caches]
-    with all_cpp(True):
-        inside = [cache._get_uncompiled_header("cpu") for cache in caches]
-    assert before[0] is None  # outside all_cpp, inductor's own choice
-    assert inside == [before[1], *before[1:]]  # the graph kernels' header, for timed ones too
-    assert [cache._get_uncompiled_header("cpu") for cache in caches] == before
-    with all_cpp(True):
-        assert codecache.CppCodeCache._get_uncompiled_header("cuda") is None
 
 
 def test_a_long_first_row_compiles_the_all_cpp_graph_at_the_hint_length():
