@@ -107,12 +107,6 @@ def compile_options(guard_modules: bool, dynamic: bool, backend: Any) -> dict[st
     return options or None
 
 
-# The length an all-C++ one-row graph is first compiled at (a longer first item is cut to it
-# for that compile). Measured on a 2-core AMD EPYC (Zen 3) while the graph still took
-# inductor's GEMM template for a sentence's rows, sized and timed at that length: an
-# all-MiniLM-L6-v2 graph first compiled at 159 tokens answered short queries at 1.39x ONNX
-# Runtime's p50 and sentences at 1.31x; first compiled at 40 tokens, 1.01x and 1.09x.
-ONE_ROW_HINT = 48
 _ENTRY_CODES: dict[str, types.CodeType] = {}
 _ENTRY_NUMBERS = itertools.count()
 
@@ -338,8 +332,6 @@ class Runner:
                 frozen(self.freeze),
                 all_cpp(self.one_row_cpp and one_row, self.one_row_prepacked),
             ):
-                if first and one_row and self.one_row_cpp and self._longer_than_hint(shape):
-                    compiled(**self._shortened(inputs), **self.model_kwargs)
                 outputs = compiled(**inputs, **self.model_kwargs)
         except torch.OutOfMemoryError:
             raise
@@ -365,23 +357,6 @@ class Runner:
                     if dim < tensor.dim() and tensor.shape[dim] > 1:
                         # a dimension some pass specialises recompiles rather than fails
                         torch._dynamo.maybe_mark_dynamic(tensor, dim)
-
-    def _longer_than_hint(self, shape: tuple[int, ...]) -> bool:
-        return self.dynamic and len(shape) > 1 and shape[1] > ONE_ROW_HINT
-
-    def _shortened(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One row cut to its first ``ONE_ROW_HINT`` positions (dimension 1 of each input that
-        has the first one's length), for the first compile of an all-C++ one-row graph: new
-        tensors (not views), inference tensors where the inputs are, as dynamo guards both."""
-        length = next(iter(inputs.values())).shape[1]
-        short = {}
-        for name, tensor in inputs.items():
-            if tensor.dim() > 1 and tensor.shape[1] == length:
-                with torch.inference_mode(tensor.is_inference()):
-                    tensor = tensor[:, :ONE_ROW_HINT].clone()
-            short[name] = tensor
-        self._mark_dynamic(short)
-        return short
 
     def _graph_key(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shapes that share one compiled graph share a key: the shape itself when

@@ -544,30 +544,6 @@ def test_all_cpp_compiles_parse_each_inductor_template_once():
     assert parsed.render(rows=rows) == fresh.from_string(source).render(rows=rows)
 
 
-def test_a_long_first_row_compiles_the_all_cpp_graph_at_the_hint_length():
-    from pipejit.engine.runner import ONE_ROW_HINT, Runner
-
-    compiles, runs = [], []
-
-    def backend(graph_module, example_inputs):
-        compiles.append(graph_module)
-
-        def run(*args):
-            runs.append([tuple(a.shape) for a in args if isinstance(a, torch.Tensor)])
-            return graph_module.forward(*args)
-
-        return run
-
-    embed = torch.nn.Embedding(50, 8)
-    runner = Runner(embed, compile=True, dynamic=True, backend=backend, one_row_cpp=True)
-    ids = torch.randint(0, 50, (1, ONE_ROW_HINT + 30))
-    torch.testing.assert_close(runner({"input": ids}), embed(ids))
-    assert len(compiles) == 1  # one graph, first compiled at the hint, then reused
-    assert (1, ONE_ROW_HINT) in runs[0] and (1, ONE_ROW_HINT + 30) in runs[1]
-    runner({"input": ids[:, :-1]})
-    assert len(compiles) == 1 and len(runs) == 3  # later rows: no cut
-
-
 def test_a_runner_compiles_one_rows_from_its_one_row_module():
     from pipejit.engine.runner import Runner
 
