@@ -144,7 +144,7 @@ def run_case(
             steps["transformers"] = _keeping_first(steps["transformers"], kept)
         if case.text and device == "cpu":
             probes.append(machine_ceiling.probe(rounds=1, repeats=2))
-        before = ours.stats()["stage_seconds"]
+        before = ours.stats()
         seconds = interleaved(steps, repeats, device=device)
         if expected is None:
             expected = kept[0]
@@ -155,10 +155,14 @@ def run_case(
             else:
                 runs[name].parity = outputs_match(first, expected, *tolerance)
         del firsts, kept
-        each = stage_seconds_each(before, ours.stats()["stage_seconds"], len(seconds["pipejit"]))
+        after, passes = ours.stats(), len(seconds["pipejit"])
+        each = stage_seconds_each(before["stage_seconds"], after["stage_seconds"], passes)
         result.setdefault("pipejit_stage_ms", {})[batch_size] = {
             stage: 1e3 * value for stage, value in each.items()
         }
+        # the forwards a pass took: length buckets cut a batch where its items' lengths differ
+        forwards = (after["batches"] - before["batches"]) / passes
+        result.setdefault("pipejit_forwards_a_pass", {})[batch_size] = forwards
         for name, values in seconds.items():
             runs[name].seconds = values
         best = machine_ceiling.merge(probes) if probes else None

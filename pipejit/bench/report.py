@@ -131,6 +131,8 @@ def _case_table(case: dict) -> list[str]:
         )
     if "pipejit_stage_ms" in case:
         sentences.append(stage_sentence(case["pipejit_stage_ms"]))
+    if "pipejit_forwards_a_pass" in case:
+        sentences.append(forwards_sentence(case["pipejit_forwards_a_pass"], case.get("items")))
     if "padding_ratio" in case:
         sentences.append(f"Padding ratio {case['padding_ratio']:.1%}.")
     if "peak_memory_mb" in case:
@@ -198,6 +200,15 @@ def _latency_sentence(case: dict, engines: list[str]) -> str:
         )
         + "."
     )
+
+
+def forwards_sentence(forwards: dict, items: int | None) -> str:
+    """The model forwards pipejit ran a timed pass at each batch size: what a batch size
+    became once the length buckets cut the batches."""
+    sizes = list(forwards)
+    counts = " / ".join(f"{forwards[size]:g}" for size in sizes)
+    rows = f" for {items} items" if items else ""
+    return f"pipejit's forwards a pass at batch {' / '.join(map(str, sizes))}: {counts}{rows}."
 
 
 def stage_sentence(stage_ms: dict) -> str:

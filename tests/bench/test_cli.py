@@ -36,9 +36,13 @@ def test_run_writes_results_table_and_plot(quick_run):
         stages = case["pipejit_stage_ms"]
         assert set(stages) == {"1", "2"}
         assert all(ms["preprocess"] > 0 and ms["launch"] > 0 for ms in stages.values())
+        # one forward an item at batch 1; at batch 2 pairs, but for pairs the buckets cut
+        forwards = case["pipejit_forwards_a_pass"]
+        assert forwards["1"] == 8 and 4 <= forwards["2"] <= 8
     table = (quick_run / "results.md").read_text()
     assert "## text-classification tiny x sentences" in table and "| 2 |" in table
     assert "pipejit's milliseconds a pass by stage at batch 1 / 2: preprocess " in table
+    assert "pipejit's forwards a pass at batch 1 / 2: 8 / " in table and " for 8 items." in table
     header, _, row = next(
         lines
         for lines in zip(*[table.splitlines()[i:] for i in range(3)])
