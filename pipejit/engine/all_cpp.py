@@ -12,7 +12,12 @@ single row alone: the heads of models whose last layer computes the first positi
 (``pipejit.tasks.first_token``) multiply one row by each weight, which the template serves
 without a library call's fixed cost. It is not timed there (each timing builds its kernel once
 more than the graph does: 5-9 s a shape cold on a 2-core Zen 3, where it had won all five of a
-distilbert-size classifier's). It is not offered for a sentence's rows: inductor times it on
+distilbert-size classifier's). Offering it costs the compile inductor's rendering of a template
+for every GEMM (the library's are picked from the rendered candidates): on a 2-core Zen 4 the
+classifier's one-row compile took 29.5-30.5 s with it, 22.3-22.5 s with every GEMM left to
+oneDNN (no ``max_autotune``), all-MiniLM-L6-v2's 21.8 against 18.8, but the classifier then
+answered one sentence 2-6% slower (p50, three runs of two pipelines of each in one process).
+It is not offered for a sentence's rows: inductor times it on
 one linear at the graph's first length, and those timings overrated it in the graph on both
 CPUs measured. On the Zen 3 a kernel profile of all-MiniLM-L6-v2's one-row graph put the
 template GEMMs it had chosen at 104-115 GFLOP/s, oneDNN's at 118. On a 2-core Zen 4 (AVX-512)
