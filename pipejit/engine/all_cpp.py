@@ -17,14 +17,15 @@ for every GEMM (the library's are picked from the rendered candidates): on a 2-c
 classifier's one-row compile took 29.5-30.5 s with it, 22.3-22.5 s with every GEMM left to
 oneDNN (no ``max_autotune``), all-MiniLM-L6-v2's 21.8 against 18.8, but the classifier then
 answered one sentence 2-6% slower (p50, three runs of two pipelines of each in one process).
-It is not offered for a sentence's rows: inductor times it on
-one linear at the graph's first length, and those timings overrated it in the graph on both
-CPUs measured. On the Zen 3 a kernel profile of all-MiniLM-L6-v2's one-row graph put the
-template GEMMs it had chosen at 104-115 GFLOP/s, oneDNN's at 118. On a 2-core Zen 4 (AVX-512)
-it timed the template 1.5x as fast as oneDNN on MiniLM's 384x384 GEMMs at 48 rows, a rate past
-what the two cores sustain on any GEMM, and the one-row graph that took it for three linears
-answered 3-6% slower than one on oneDNN alone at every length from 15 to 105 tokens (two
-pipelines of each, one process, interleaved), after a compile 8 s longer (its timings).
+
+It is not offered for a sentence's rows: inductor times it on one linear at the graph's first
+length, and those timings overrated it in the graph on both CPUs measured. On the Zen 3 a
+kernel profile of all-MiniLM-L6-v2's one-row graph put the template GEMMs it had chosen at
+104-115 GFLOP/s, oneDNN's at 118. On a 2-core Zen 4 (AVX-512) it timed the template 1.5x as
+fast as oneDNN on MiniLM's 384x384 GEMMs at 48 rows, a rate past what the two cores sustain on
+any GEMM, and the one-row graph that took it for three linears answered 3-6% slower than one on
+oneDNN alone from 53 to 105 tokens, and at most shorter lengths (two pipelines of each, one
+process, interleaved), after a compile 8 s longer (its timings).
 
 Inductor parses each of its C++ GEMM template strings anew at every use (jinja's
 ``from_string`` keeps no cache), hundreds of times for one model's graph. Inside
@@ -69,9 +70,9 @@ def all_cpp(enabled: bool, prepacked: bool = True):
 
 
 def gemm_candidates(choices: list) -> list:
-    """Inductor's candidates for one GEMM, as it times them: in an all-C++ compile, the C++
-    template alone where the GEMM has a single row, the library alone otherwise (one
-    candidate: nothing is timed)."""
+    """Inductor's candidates for one GEMM (it times several, takes one alone): in an all-C++
+    compile, the C++ template alone where the GEMM has a single row, the library alone
+    otherwise, so that nothing is timed."""
     if not _COMPILING_ALL_CPP.get() or not choices:
         return choices
     from torch._inductor.select_algorithm import ExternKernelCaller  # a library GEMM
