@@ -57,8 +57,9 @@ def freezing(prepack: bool = True, **settings):
 
 @functools.cache
 def _packing_passes() -> list | None:
-    """Inductor's freezing pattern passes, the packing ones registered; None where this
-    torch lays them out otherwise."""
+    """Inductor's freezing pattern passes, the packing ones registered (outside autocast);
+    None where this torch lays them out otherwise."""
+    import torch
     import torch._inductor.config as inductor_config
 
     try:
@@ -69,6 +70,8 @@ def _packing_passes() -> list | None:
     lazy_init = getattr(freezing_patterns, "lazy_init", None)
     if not isinstance(passes, list) or len(passes) <= _PACKING_PASS or lazy_init is None:
         return None
-    with inductor_config.patch({"cpp.weight_prepack": True}):
+    # traced under the bf16 opt-in's autocast, the patterns would be bf16 ones: the
+    # concatenation of linears of one input (``all_cpp``) then never matched an fp32 graph
+    with inductor_config.patch({"cpp.weight_prepack": True}), torch.autocast("cpu", enabled=False):
         lazy_init()
     return passes

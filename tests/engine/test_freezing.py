@@ -52,3 +52,50 @@ def test_each_frozen_compile_packs_its_linears_as_asked_whatever_came_first(tmp_
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["packed"] == [0, 2, 0]
     assert found["equal"] == [True, True, True]
+
+
+# a fresh process: the freezing patterns first registered under the bf16 opt-in's autocast
+_CONCAT_AFTER_AUTOCAST = """
+import re, torch
+from torch._inductor.utils import run_and_get_code
+from pipejit.engine import all_cpp
+from pipejit.engine.freezing import freezing
+
+with torch.autocast("cpu", torch.bfloat16), freezing(True):
+    pass
+
+class QueryKeyValue(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = (torch.nn.Linear(16, 16) for _ in range(3))
+
+    def forward(self, x):
+        return self.q(x) * self.k(x) + self.v(x)
+
+model, x = QueryKeyValue().eval(), torch.randn(2, 4, 16)
+with torch.inference_mode(), all_cpp.all_cpp(True):
+    out, (code,) = run_and_get_code(torch.compile(model), x)
+with torch.inference_mode():
+    assert torch.allclose(out, model(x), atol=1e-5)
+print(len(re.findall(r"aoti_torch_cpu__\\w*linear\\w*\\(", code)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.backends.mkldnn.is_available(), reason="inductor packs weights for oneDNN only"
+)
+def test_linears_of_one_input_concatenate_after_a_bf16_pipeline_came_first(tmp_path):
+    from pipejit.engine import all_cpp
+
+    if not all_cpp._concatenated_linears():
+        pytest.skip("this torch cannot concatenate linears")
+    env = {**os.environ, INDUCTOR_CACHE_ENV: str(tmp_path / "inductor"), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _CONCAT_AFTER_AUTOCAST],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "1"  # one GEMM for the three linears
