@@ -509,34 +509,14 @@ def test_all_cpp_compiles_time_nothing_and_answer_alike(monkeypatch, tmp_path, p
 
 @pytest.mark.parametrize("concatenated", [True, False])
 def test_all_cpp_compiles_call_one_gemm_for_linears_of_one_input(monkeypatch, concatenated):
-    import re
-
-    from torch._inductor.utils import run_and_get_code
-
     from pipejit.engine import all_cpp
+    from tests.engine.concat_linears import library_linear_calls
 
     if not all_cpp._concatenated_linears():
         pytest.skip("this torch cannot concatenate linears")
     if not concatenated:
         monkeypatch.setattr(all_cpp, "_concatenated_linears", dict)
-
-    class QueryKeyValue(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.q, self.k, self.v = (torch.nn.Linear(16, 16) for _ in range(3))
-
-        def forward(self, x):
-            return self.q(x) * self.k(x) + self.v(x)
-
-    torch._dynamo.reset()
-    model, x = QueryKeyValue().eval(), torch.randn(2, 4, 16)
-    with torch.inference_mode(), all_cpp.all_cpp(True):
-        out, (code,) = run_and_get_code(torch.compile(model), x)
-    with torch.inference_mode():
-        torch.testing.assert_close(out, model(x))
-    # the all-C++ wrapper calls each library GEMM through one of torch's C shims
-    library_calls = re.findall(r"aoti_torch_cpu__\w*linear\w*\(", code)
-    assert len(library_calls) == (1 if concatenated else 3)
+    assert library_linear_calls() == (1 if concatenated else 3)
 
 
 def test_all_cpp_gemm_candidates_are_the_library_for_rows_and_the_template_for_one():

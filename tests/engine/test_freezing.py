@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,28 +57,13 @@ def test_each_frozen_compile_packs_its_linears_as_asked_whatever_came_first(tmp_
 
 # a fresh process: the freezing patterns first registered under the bf16 opt-in's autocast
 _CONCAT_AFTER_AUTOCAST = """
-import re, torch
-from torch._inductor.utils import run_and_get_code
-from pipejit.engine import all_cpp
+import torch
 from pipejit.engine.freezing import freezing
+from tests.engine.concat_linears import library_linear_calls
 
 with torch.autocast("cpu", torch.bfloat16), freezing(True):
     pass
-
-class QueryKeyValue(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.q, self.k, self.v = (torch.nn.Linear(16, 16) for _ in range(3))
-
-    def forward(self, x):
-        return self.q(x) * self.k(x) + self.v(x)
-
-model, x = QueryKeyValue().eval(), torch.randn(2, 4, 16)
-with torch.inference_mode(), all_cpp.all_cpp(True):
-    out, (code,) = run_and_get_code(torch.compile(model), x)
-with torch.inference_mode():
-    assert torch.allclose(out, model(x), atol=1e-5)
-print(len(re.findall(r"aoti_torch_cpu__\\w*linear\\w*\\(", code)))
+print(library_linear_calls())
 """
 
 
@@ -94,6 +80,7 @@ def test_linears_of_one_input_concatenate_after_a_bf16_pipeline_came_first(tmp_p
     done = subprocess.run(
         [sys.executable, "-c", _CONCAT_AFTER_AUTOCAST],
         env=env,
+        cwd=Path(__file__).parents[2],  # where ``tests`` imports from
         capture_output=True,
         text=True,
         check=True,
