@@ -92,6 +92,7 @@ def gemm_candidates(choices: list) -> list:
     return libraries or choices
 
 
+@functools.cache  # once per process: ``all_cpp`` is entered at every single-row call
 def _concatenated_linears() -> dict[str, bool]:
     """Inductor's setting that concatenates linears of one input, where this torch has it."""
     import torch._inductor.config as inductor_config
