@@ -19,6 +19,7 @@ import torch
 
 from pipejit.contract import Features, ForwardTask, Params, Row, Task, Tensors
 from pipejit.engine.collate import HostCopy, collate
+from pipejit.engine.collector import collector_paused
 from pipejit.engine.compile_cache import CompileCache
 from pipejit.engine.config import EngineConfig, check_batch_size
 from pipejit.engine.cpu_path import (
@@ -370,12 +371,13 @@ class Pipeline:
         grouped: list[list[int]] = [[] for _ in items]
         for position, owner in enumerate(owners):
             grouped[owner].append(position)
-        outputs = [
-            self.task.postprocess(
-                item, [features[p] for p in positions], [rows[p] for p in positions], params
-            )
-            for item, positions in zip(items, grouped)
-        ]
+        with collector_paused():
+            outputs = [
+                self.task.postprocess(
+                    item, [features[p] for p in positions], [rows[p] for p in positions], params
+                )
+                for item, positions in zip(items, grouped)
+            ]
         self.clock.add("postprocess", start)
         return outputs
 
