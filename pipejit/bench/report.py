@@ -17,7 +17,7 @@ import torch
 import transformers
 
 import pipejit
-from pipejit.engine import mkl_kernels
+from pipejit.engine import arena_cache, mkl_kernels
 from pipejit.engine.cpu_path import cpu_flags
 
 ENGINES = ("transformers", "pipejit")  # every task case has these; some add alternatives
@@ -41,6 +41,7 @@ def machine(device: str) -> dict:
         "cpu": _cpu_model(),
         "cpu_flags": cpu_flags(),
         "mkl_kernels": mkl_kernels.state,
+        "python_arenas": arena_cache.state,
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -83,6 +84,8 @@ def markdown(results: dict) -> str:
         lines += ["", f"CPU instruction sets: {', '.join(m['cpu_flags']) or 'none of note'}."]
     if m.get("mkl_kernels") is not None and not m["device"].startswith("cuda"):
         lines += ["", f"MKL's GEMM kernels: {m['mkl_kernels']}."]
+    if m.get("python_arenas") is not None:
+        lines += ["", f"Python's object arenas: {m['python_arenas']}."]
     for case in results["cases"]:
         lines += ["", f"## {case['case']}", ""]
         if not case.get("supported", True):
