@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -98,7 +99,7 @@ _library: ctypes.PyDLL | None = None
 def keep_freed_arenas() -> str:
     """Install the arena layer once per process; says what was done."""
     global state, _library
-    if _library is not None or state != "not tried":
+    if state != "not tried":
         return state
     most = _most_bytes()
     if most == 0:
@@ -106,9 +107,9 @@ def keep_freed_arenas() -> str:
     elif not _applies():
         state = "CPython's own (not CPython with its GIL on Linux)"
     else:
-        path = _built()
+        path, failure = _built()
         if path is None:
-            state = "CPython's own (no C compiler or Python headers)"
+            state = f"CPython's own ({failure})"
         else:
             _library = ctypes.PyDLL(str(path))
             _library.pipejit_keep_freed_arenas.argtypes = (ctypes.c_size_t,)
@@ -137,31 +138,37 @@ def _applies() -> bool:
     return sys.platform == "linux" and sys.implementation.name == "cpython" and gil
 
 
-def _built() -> Path | None:
-    """The layer's shared library, built now unless an earlier process built it."""
+def _built() -> tuple[Path | None, str]:
+    """The layer's shared library, built now unless an earlier process built it, or why
+    there is none."""
     include = sysconfig.get_paths()["include"]
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None or not Path(include, "Python.h").exists():
-        return None
+    found = shutil.which("cc") or shutil.which("gcc")
+    compiler = shlex.split(os.environ["CC"]) if os.environ.get("CC") else [found] if found else []
+    if not compiler:
+        return None, "no C compiler"
+    if not Path(include, "Python.h").exists():
+        return None, f"no Python.h in {include}"
     key = hashlib.sha256(f"{SOURCE}{sys.version}{include}".encode()).hexdigest()[:16]
     folder = Path(os.environ.get("PIPEJIT_CACHE_DIR", Path.home() / ".cache" / "pipejit"))
     library = folder / f"arena_cache_{key}.so"
     if library.exists():
-        return library
+        return library, ""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as work:
             source = Path(work, "arena_cache.c")
             source.write_text(SOURCE)
             built = Path(work, library.name)
-            command = [compiler, "-O2", "-shared", "-fPIC", f"-I{include}", str(source)]
+            command = [*compiler, "-O2", "-shared", "-fPIC", f"-I{include}", str(source)]
             subprocess.run(
                 [*command, "-o", str(built), "-lpthread"],
                 check=True,
                 capture_output=True,
+                text=True,
                 timeout=120,
             )
             os.replace(built, library)  # whole, even where another process builds it too
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return library
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = getattr(error, "stderr", None) or str(error)
+        return None, f"the layer could not be built in {folder}: {str(detail).strip()[:200]}"
+    return library, ""

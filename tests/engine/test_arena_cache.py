@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from pipejit.engine import arena_cache
+
 # builds 40 MB of floats in rows of 384, as token vectors come, frees the floats (not the
 # rows, whose memory is the C library's) and builds new ones: the page faults of that build
 SCRIPT = """
@@ -72,3 +74,12 @@ def test_a_cap_that_is_no_number_is_named(tmp_path):
     )
     assert done.returncode != 0
     assert "PIPEJIT_ARENA_CACHE_MB must be a number of MiB, got 'lots'" in done.stderr
+
+
+def test_a_layer_that_cannot_be_built_says_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", "false")
+    monkeypatch.setenv("PIPEJIT_CACHE_DIR", str(tmp_path))
+    library, failure = arena_cache._built()
+    assert library is None
+    assert failure.startswith(f"the layer could not be built in {tmp_path}")
+    assert not list(tmp_path.glob("*.so"))
