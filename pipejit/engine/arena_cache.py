@@ -80,6 +80,10 @@ static void give_back(void *ctx, void *arena, size_t size) {
     if (!keep) underlying.free(underlying.ctx, arena, size);
 }
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 int pipejit_keep_freed_arenas(size_t bytes) {
     PyObjectArenaAllocator layer = {NULL, take, give_back};
     most_bytes = bytes;
@@ -89,6 +93,10 @@ int pipejit_keep_freed_arenas(size_t bytes) {
 }
 
 size_t pipejit_kept_arena_bytes(void) { return kept_bytes; }
+
+#ifdef __cplusplus
+}
+#endif
 """
 
 # what keep_freed_arenas did in this process, for results to name
@@ -111,11 +119,17 @@ def keep_freed_arenas() -> str:
         if path is None:
             state = f"CPython's own ({failure})"
         else:
-            _library = ctypes.PyDLL(str(path))
-            _library.pipejit_keep_freed_arenas.argtypes = (ctypes.c_size_t,)
-            _library.pipejit_kept_arena_bytes.restype = ctypes.c_size_t
-            _library.pipejit_keep_freed_arenas(most)
-            state = f"freed arenas kept, up to {most >> 20} MiB"
+            try:
+                library = ctypes.PyDLL(str(path))
+                install = library.pipejit_keep_freed_arenas
+                library.pipejit_kept_arena_bytes.restype = ctypes.c_size_t
+            except (OSError, AttributeError) as error:
+                state = f"CPython's own (the layer in {path} could not be loaded: {error})"
+            else:
+                install.argtypes = (ctypes.c_size_t,)
+                install(most)
+                _library = library
+                state = f"freed arenas kept, up to {most >> 20} MiB"
     return state
 
 
@@ -142,7 +156,7 @@ def _built() -> tuple[Path | None, str]:
     """The layer's shared library, built now unless an earlier process built it, or why
     there is none."""
     include = sysconfig.get_paths()["include"]
-    found = shutil.which("cc") or shutil.which("gcc")
+    found = next(filter(None, map(shutil.which, ("cc", "gcc", "c++", "g++"))), None)
     compiler = shlex.split(os.environ["CC"]) if os.environ.get("CC") else [found] if found else []
     if not compiler:
         return None, "no C compiler"

@@ -83,3 +83,14 @@ def test_a_layer_that_cannot_be_built_says_why(tmp_path, monkeypatch):
     assert library is None
     assert failure.startswith(f"the layer could not be built in {tmp_path}")
     assert not list(tmp_path.glob("*.so"))
+
+
+def test_a_layer_that_cannot_be_loaded_leaves_the_import_working(tmp_path, monkeypatch):
+    broken = tmp_path / "arena_cache_broken.so"
+    broken.write_bytes(b"not a shared library")
+    monkeypatch.setattr(arena_cache, "state", "not tried")
+    monkeypatch.setattr(arena_cache, "_library", None)
+    monkeypatch.setattr(arena_cache, "_built", lambda: (broken, ""))
+    state = arena_cache.keep_freed_arenas()
+    assert state.startswith(f"CPython's own (the layer in {broken} could not be loaded")
+    assert arena_cache.kept_bytes() == 0
