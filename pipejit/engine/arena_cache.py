@@ -7,8 +7,8 @@ sentences are 1.46 million floats, 35 MB of arenas. Once the caller drops them, 
 arenas go back to the system, and the next call's outputs fault fresh pages in, one
 page at a time: about 10,000 faults a call, at about 3 us each on a 2-core AMD EPYC
 (Zen 4) virtual machine. Measured there, feature-extraction of 64 sentences at batches of
-8: building the outputs took 36-41 ms a call instead of 58-72 (every other process
-alike, the rest of the call unchanged).
+8: building the outputs took 35-41 ms a call instead of 52-72 (processes alternating with
+and without it).
 
 ``keep_freed_arenas`` puts a layer in front of CPython's arena allocator (its public
 ``PyObject_SetArenaAllocator``): a freed arena is kept, up to ``PIPEJIT_ARENA_CACHE_MB``
