@@ -154,19 +154,19 @@ def _applies() -> bool:
 
 def _built() -> tuple[Path | None, str]:
     """The layer's shared library, built now unless an earlier process built it, or why
-    there is none."""
+    there is none. A library already built is found without looking for a compiler (this
+    runs at every ``import pipejit``)."""
     include = sysconfig.get_paths()["include"]
-    found = next(filter(None, map(shutil.which, ("cc", "gcc", "c++", "g++"))), None)
-    compiler = shlex.split(os.environ["CC"]) if os.environ.get("CC") else [found] if found else []
+    key = hashlib.sha256(f"{SOURCE}{sys.version}{include}".encode()).hexdigest()[:16]
+    folder = Path(os.environ.get("PIPEJIT_CACHE_DIR") or Path.home() / ".cache" / "pipejit")
+    library = folder / f"arena_cache_{key}.so"
+    if library.exists():
+        return library, ""
+    compiler = _compiler()
     if not compiler:
         return None, "no C compiler"
     if not Path(include, "Python.h").exists():
         return None, f"no Python.h in {include}"
-    key = hashlib.sha256(f"{SOURCE}{sys.version}{include}".encode()).hexdigest()[:16]
-    folder = Path(os.environ.get("PIPEJIT_CACHE_DIR", Path.home() / ".cache" / "pipejit"))
-    library = folder / f"arena_cache_{key}.so"
-    if library.exists():
-        return library, ""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as work:
@@ -186,3 +186,12 @@ def _built() -> tuple[Path | None, str]:
         detail = getattr(error, "stderr", None) or str(error)
         return None, f"the layer could not be built in {folder}: {str(detail).strip()[:200]}"
     return library, ""
+
+
+def _compiler() -> list[str]:
+    """The command line of the compiler to build with: ``$CC``, else the first C or C++
+    compiler on the path; empty where there is none."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    found = next(filter(None, map(shutil.which, ("cc", "gcc", "c++", "g++"))), None)
+    return [found] if found else []
