@@ -4,9 +4,12 @@ The same model is exported with ``torch.onnx.export`` and run by ONNX Runtime's
 CPU provider, with thread pools that sleep between calls (spinning threads would
 steal the cores of the engines interleaved with it). Two ways to call it:
 - ``batch_size=1``: the plain loop a user writes, one text per run;
-- ``batch_size>1``: the same sorted, bucketed batches pipejit runs: texts sorted
-  by token count, cut into batches of ``batch_size``, padded to the next step of
-  pipejit's length ladder.
+- ``batch_size>1``: the batches a pipejit CPU pipeline runs on the same texts
+  (``plan_batches`` as the engine calls it: texts sorted by token count, at most
+  ``batch_size`` a batch, a batch cut where a text would be padded by more than the
+  task's ``max_padding`` of its length, each padded to its longest text). Until
+  2026-12-06 they were cut every ``batch_size`` texts and padded to the next step of the
+  length ladder: at batch 32 ONNX Runtime then ran more padding than pipejit did.
 Tokenizing and post-processing are transformers' own (the reference pipeline's
 tokenizer and ``postprocess``), so outputs are comparable item by item and only
 the forward differs. Text tasks whose outputs are per-item model outputs only.
@@ -29,7 +32,8 @@ from transformers.utils import ModelOutput
 
 from pipejit.bench.ceiling import quiet_session_options
 from pipejit.compat import sanitize_parameters
-from pipejit.engine.shapes import DEFAULT_LENGTH_LADDER, round_up
+from pipejit.contract import Task
+from pipejit.engine.scheduler import plan_batches
 
 # task -> the model output the reference pipeline post-processes, and whether it has a
 # row per token (sliced to the item's real tokens) or one row per item
@@ -98,18 +102,24 @@ class OnnxRuntimeEngine:
     def _run_bucketed(self, texts: list[str], batch_size: int, tokenize: dict, post: dict):
         encoded = self.tokenizer(texts, **tokenize)
         lengths = [len(ids) for ids in encoded["input_ids"]]
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
         pad = {"input_ids": self.tokenizer.pad_token_id or 0}
         outputs: list[Any] = [None] * len(texts)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            width = round_up(max(lengths[i] for i in rows), DEFAULT_LENGTH_LADDER)
+        batches = plan_batches(
+            lengths,
+            max_batch_size=batch_size,
+            token_budget=batch_size * max(lengths, default=1),
+            length_ladder=sorted(set(lengths)),
+            batch_ladder=range(1, batch_size + 1),
+            max_padding=Task.max_padding,
+        )
+        for batch in batches:
+            rows, width = batch.positions, batch.bucket_length
             feed = {}
             for name in self.names:
-                batch = np.full((len(rows), width), pad.get(name, 0), dtype=np.int64)
+                column = np.full((len(rows), width), pad.get(name, 0), dtype=np.int64)
                 for r, i in enumerate(rows):
-                    batch[r, : lengths[i]] = encoded[name][i]
-                feed[name] = batch
+                    column[r, : lengths[i]] = encoded[name][i]
+                feed[name] = column
             (result,) = self.session.run(None, feed)
             for r, i in enumerate(rows):
                 row = result[r : r + 1, : lengths[i]] if self.per_token else result[r : r + 1]

@@ -6,6 +6,7 @@ import pytest
 import torch
 import transformers
 
+import pipejit
 from pipejit.bench import ceiling
 from pipejit.bench.parity import bf16_agreement, outputs_match
 from pipejit.engine.cpu_path import bf16_supported
@@ -122,6 +123,34 @@ def test_onnxruntime_engine_matches_transformers(model_folder, tmp_path, task):
         OnnxRuntimeEngine(
             transformers.pipeline("fill-mask", model=str(model_folder("fill-mask"))), tmp_path
         )
+
+
+def test_onnxruntime_engine_runs_the_batches_a_pipejit_cpu_pipeline_runs(model_folder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from pipejit.bench.onnx_engine import OnnxRuntimeEngine
+
+    task = "feature-extraction"
+    folder = str(model_folder(task))
+    engine = OnnxRuntimeEngine(transformers.pipeline(task, model=folder), tmp_path)
+    ours = pipejit.pipeline(task, model=folder, compile=False, cpu_path=False)
+    texts = sentences(24, seed=11, max_words=40)
+    run, shapes = engine.session.run, {"onnxruntime": [], "pipejit": []}
+
+    def recorded(names, feed):
+        shapes["onnxruntime"].append(tuple(feed["input_ids"].shape))
+        return run(names, feed)
+
+    engine.session.run = recorded
+    ours.task.model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes["pipejit"].append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    engine(texts, batch_size=8, truncation=True)
+    ours(texts, batch_size=8, truncation=True)
+    assert sorted(shapes["onnxruntime"]) == sorted(shapes["pipejit"])
+    # cut by padding, not only by count: more batches than 24 texts in eights
+    assert len(shapes["pipejit"]) > 3
 
 
 def test_an_export_job_exports_in_a_child_process(model_folder, tmp_path, monkeypatch):
