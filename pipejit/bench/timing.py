@@ -7,12 +7,13 @@ rate with its spread (``rate``) and its latency percentiles (``percentiles``).
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
 from collections.abc import Callable, Iterable
 
 import torch
+
+from pipejit.engine.collector import collector_paused
 
 
 def interleaved(
@@ -42,17 +43,12 @@ def timed(step: Callable[[], object], device: str = "cpu") -> float:
     object, such as another engine's millions of nested output floats, and would land
     on whichever step happened to be running. (No collection before it either: one
     would evict the step's data from the caches.)"""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         sync(device)
         start = time.perf_counter()
         step()
         sync(device)
         return time.perf_counter() - start
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def rate(units: float, seconds: Iterable[float]) -> dict[str, float | list[float]]:
