@@ -109,7 +109,6 @@ def test_bf16_agreement_counts_labels_and_pooled_cosine():
 @pytest.mark.parametrize("task", ["text-classification", "feature-extraction"])
 def test_onnxruntime_engine_matches_transformers(model_folder, tmp_path, task):
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from pipejit.bench.onnx_engine import OnnxRuntimeEngine
 
     reference = transformers.pipeline(task, model=str(model_folder(task)))
@@ -125,9 +124,23 @@ def test_onnxruntime_engine_matches_transformers(model_folder, tmp_path, task):
         )
 
 
+def test_onnxruntime_runs_its_fused_transformer_graph(model_folder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from pipejit.bench.onnx_engine import MODEL_FILE, OnnxRuntimeEngine, fused_operators
+
+    reference = transformers.pipeline(
+        "feature-extraction", model=str(model_folder("feature-extraction"))
+    )
+    layers = reference.model.config.num_hidden_layers
+    OnnxRuntimeEngine(reference, tmp_path)
+    fused = fused_operators(tmp_path / MODEL_FILE)
+    assert fused["Attention"] == layers and fused["SkipLayerNormalization"] == 2 * layers
+    # the reference pipeline's own model is left as it was
+    assert reference.model.config._attn_implementation == "sdpa"
+
+
 def test_onnxruntime_engine_runs_the_batches_a_pipejit_cpu_pipeline_runs(model_folder, tmp_path):
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from pipejit.bench.onnx_engine import OnnxRuntimeEngine
 
     task = "feature-extraction"
@@ -155,7 +168,6 @@ def test_onnxruntime_engine_runs_the_batches_a_pipejit_cpu_pipeline_runs(model_f
 
 def test_an_export_job_exports_in_a_child_process(model_folder, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from pipejit.bench import onnx_engine
 
     task = "text-classification"

@@ -108,7 +108,6 @@ def test_onnx_runtime_runs_beside_pipejit_once_its_export_is_done(
     tmp_path, monkeypatch, classifier_only
 ):
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
     from pipejit.bench import onnx_engine
 
     exports = []
