@@ -8,7 +8,7 @@ optimizer into its fused operators (``Attention``, ``SkipLayerNormalization``,
 ``BiasGelu``, ``EmbedLayerNormalization``). Until 2026-12-06 the bench ran the
 dynamo exporter's graph of the SDPA model, which the optimizer cannot fuse attention
 in (neither can it in the dynamo exporter's graph of the eager model): on a 2-core
-AMD EPYC Zen 4 the fused graph ran all-MiniLM-L6-v2's batches 9-15% faster and one
+AMD EPYC Zen 4 the fused graph ran all-MiniLM-L6-v2's batches 7-15% faster and one
 sentence 10% faster (``fused_operators`` counts what the rewrite fused). ONNX Runtime's
 CPU provider runs it, with thread pools that sleep between calls (spinning threads
 would steal the cores of the engines interleaved with it). Two ways to call it:
@@ -161,7 +161,7 @@ def export(model: torch.nn.Module, names: list[str], path: Path) -> None:
     config = model.config
     fused = optimize_model(
         str(traced),
-        model_type="bert",
+        model_type="bert",  # the rewrite optimum gives every BERT-like encoder
         num_heads=getattr(config, "num_attention_heads", 0),
         hidden_size=getattr(config, "hidden_size", 0),
     )
