@@ -1,8 +1,9 @@
 """One benchmark case: transformers.pipeline, pipejit and the alternatives on one model.
 
 Engines: ``transformers`` (the reference), ``pipejit``; on a CPU also
-``onnxruntime`` (the same model exported to ONNX; batch 1 is the plain loop a user
-writes, larger batches the sorted, bucketed batches pipejit runs) when the
+``onnxruntime`` (the same model exported to ONNX and fused by ONNX Runtime's transformer
+optimizer; batch 1 is the plain loop a user writes, larger batches the sorted, bucketed
+batches pipejit runs) when the
 ``bench`` extra is installed and the task is one it runs, and ``pipejit-bf16``
 (the ``autocast="bfloat16"`` opt-in) on a CPU with bf16 instructions.
 
