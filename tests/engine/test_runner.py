@@ -1,7 +1,9 @@
 """The compiled runner under dynamic shapes: a length some code specialises recompiles
 instead of failing, the compile settings hold for every compile and cost the calls that
-compile nothing nothing, and the compile options each kind of runner gets."""
+compile nothing nothing, the compile options each kind of runner gets, and the guards a runner
+without module guards keeps."""
 
+import pytest
 import torch
 
 from pipejit.engine import runner as runner_module
@@ -67,5 +69,46 @@ def test_dynamic_inductor_runners_compile_without_matmul_padding():
     assert compile_options(True, True, "eager") is None  # inductor's options are its own
     unguarded = compile_options(guard_modules=False, dynamic=False, backend="inductor")
     if hasattr(torch.compiler, "skip_guard_on_all_nn_modules_unsafe"):
-        assert unguarded == {"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
+        assert set(unguarded) == {"guard_filter_fn"}
     assert compile_options(False, True, "inductor")["shape_padding"] is False
+
+
+SCALE = 2.0  # a module-level name a model's code reads
+
+
+class ReadsAModuleLevelName(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.linear(x) * SCALE
+
+
+def test_unguarded_runners_check_their_inputs_and_global_state_only(monkeypatch):
+    if not hasattr(torch.compiler, "skip_guard_on_all_nn_modules_unsafe"):
+        pytest.skip("this torch filters no guards")
+    torch.compiler.reset()
+    real, decided = runner_module._inputs_and_global_state_guards, []
+
+    def recorded(entries):
+        kept = real(entries)
+        for entry, keep in zip(entries, kept):
+            decided.append((entry.guard_type, entry.is_global, keep))
+        return kept
+
+    monkeypatch.setattr(runner_module, "_inputs_and_global_state_guards", recorded)
+    model = ReadsAModuleLevelName()
+    runner = Runner(model, compile=True, dynamic=False, backend="eager", guard_modules=False)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(runner({"x": x}), model(x))
+    kept = {(kind, is_global) for kind, is_global, keep in decided if keep}
+    dropped = {(kind, is_global) for kind, is_global, keep in decided if not keep}
+    assert ("TENSOR_MATCH", False) in kept  # the input
+    assert ("GLOBAL_STATE", False) in kept  # grad mode, autocast, threads
+    assert not any(is_global for _, is_global in kept)
+    assert any(is_global for _, is_global in dropped)  # SCALE, torch's functions
+    # the input's guard still tells shapes apart: another batch compiles its own graph
+    more = torch.randn(5, 4)
+    torch.testing.assert_close(runner({"x": more}), model(more))
+    assert sorted(runner.stats.compile_seconds) == [(3, 4), (5, 4)]
