@@ -125,7 +125,7 @@ def _inputs_and_global_state_guards(entries: list) -> list[bool]:
     those on the module-level names its code reads (torch's and transformers' functions,
     classes and flags) go; those on the inputs and on global state stay."""
     kept = torch.compiler.skip_guard_on_all_nn_modules_unsafe(entries)
-    return [keep and not getattr(entry, "is_global", False) for keep, entry in zip(kept, entries)]
+    return [keep and not entry.is_global for keep, entry in zip(kept, entries)]
 
 
 _ENTRY_CODES: dict[str, types.CodeType] = {}
